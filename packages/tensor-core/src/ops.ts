@@ -48,6 +48,14 @@ export function tensor(data: ArrayLike<number> | HostArray | readonly bigint[], 
   const b = backendFor(opts.device ?? 'cpu');
   return Tensor.fromStorage(b.upload(host, dtype), shape, b);
 }
+/** Wrap a host array without copying it: the tensor takes ownership (do not modify `host` afterwards). */
+export function fromHost(host: HostArray, shape: readonly number[], dtype: DType, device: DeviceType = 'cpu'): Tensor {
+  assertDType(dtype);
+  checkShape(shape);
+  if (host.length !== numelOf(shape)) throw new ShapeError(`${host.length} values cannot fill shape [${shape}]`);
+  const b = backendFor(device);
+  return Tensor.fromStorage(b.upload(host, dtype), shape, b);
+}
 export function scalar(value: number, opts: CreateOptions = {}): Tensor {
   return full([], value, opts);
 }
