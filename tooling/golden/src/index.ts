@@ -1,0 +1,3 @@
+export * from './types.js';
+export * from './compare.js';
+export { runGoldenDir, formatResult, defaultGoldenDir, loadKinds, type GoldenResult, type RunOptions } from './runner.js';
