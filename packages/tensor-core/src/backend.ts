@@ -89,6 +89,8 @@ export interface Backend {
   indexSelect(v: View, axis: number, index: View, outShape: readonly number[]): Storage;
   gather(v: View, axis: number, index: View): Storage;
   pad(v: View, pads: readonly (readonly [number, number])[], mode: PadMode, value: number, outShape: readonly number[]): Storage;
+  /** In place: copy src into the box of dst that starts at `starts` (one per dim); src fits inside dst, same dtype. */
+  writeRegion(dst: View, src: View, starts: readonly number[]): void;
   /** out = x * cos + rotate(x) * sin, cos/sin broadcast to x's shape. */
   rope(x: View, cos: View, sin: View, mode: RopeMode, cosShape: readonly number[]): Storage;
 }

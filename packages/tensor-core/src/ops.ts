@@ -235,6 +235,23 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], mod
   return wrap(x, x.backend.pad(x.view, full, mode, value, outShape), outShape);
 }
 
+/**
+ * The one in-place op: copy `src` into the box of `dst` starting at `starts` (one offset per dim) and return
+ * `dst`. Every view sharing dst's storage sees the change. Meant for assembling a large result piece by
+ * piece (tiled decoding) without holding all pieces at once.
+ */
+export function writeRegion(dst: Tensor, src: Tensor, starts: readonly number[]): Tensor {
+  sameDevice(dst, src);
+  sameDType('writeRegion', dst, src);
+  if (src.ndim !== dst.ndim || starts.length !== dst.ndim) throw new ShapeError(`writeRegion: src [${src.shape}], dst [${dst.shape}] and starts [${starts}] must have the same rank`);
+  for (let i = 0; i < dst.ndim; i++) {
+    const s = starts[i];
+    if (!Number.isInteger(s) || s < 0 || s + src.shape[i] > dst.shape[i]) throw new ShapeError(`writeRegion: src [${src.shape}] at [${starts}] does not fit in dst [${dst.shape}]`);
+  }
+  if (src.numel > 0) dst.backend.writeRegion(dst.view, src.view, starts);
+  return dst;
+}
+
 // ------------------------------------------------------------------ elementwise
 
 function unary(op: UnaryOp, x: Tensor): Tensor {

@@ -481,6 +481,21 @@ export class CpuBackend implements Backend {
     }
     return make(v.dtype, out as unknown as HostArray);
   }
+  writeRegion(dst: View, src: View, starts: readonly number[]): void {
+    const d = (dst.storage as CpuStorage).handle as Float32Array;
+    const x = raw(src) as Float32Array;
+    const nd = src.shape.length;
+    if (x.length === 0) return;
+    const dStrides = stridesOf(dst.shape);
+    const rowLen = src.shape[nd - 1];
+    const pos = new Array(nd).fill(0);
+    for (let i = 0; i < x.length; i += rowLen) {
+      let off = dst.offset;
+      for (let k = 0; k < nd; k++) off += (starts[k] + pos[k]) * dStrides[k];
+      d.set(x.subarray(i, i + rowLen), off);
+      for (let k = nd - 2; k >= 0 && ++pos[k] === src.shape[k]; k--) pos[k] = 0;
+    }
+  }
   rope(xv: View, cv: View, sv: View, mode: RopeMode, cosShape: readonly number[]): Storage {
     const x = f32(xv), c = f32(cv), s = f32(sv);
     const off = broadcastOffsets(cosShape, xv.shape);
