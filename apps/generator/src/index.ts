@@ -1,0 +1,1 @@
+export * from './section-loop.js';
