@@ -1,0 +1,212 @@
+/**
+ * One generation job from parameters to frames: preprocessing, encoders, the section loop with the sampler and the
+ * DiT, VAE decode, and progressive output. Everything numeric goes through `Components`, bound to the real packages
+ * in components.ts, so this file is only the FramePack worker's control flow.
+ */
+import * as T from '@framepack/tensor-core';
+import { GeneratorError } from './errors.js';
+import type { GenerateParams } from './params.js';
+import { expectedPixelFrames, GenerationCancelledError, runSectionLoop, totalSections, type SectionInputs } from './section-loop.js';
+
+/** LLaMA features padded to 512 with their mask, and the CLIP pooled vector (FramePack's encode_prompt_conds). */
+export interface TextConds {
+  llamaVec: T.Tensor;
+  llamaMask: T.Tensor;
+  clipPooler: T.Tensor;
+}
+
+/** An RGB image, row-major HxWx3 uint8. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export interface SampleRequest {
+  section: SectionInputs;
+  positive: TextConds;
+  negative: TextConds;
+  imageEmbeddings: T.Tensor;
+  width: number;
+  height: number;
+  params: GenerateParams;
+  onStep(step: number, totalSteps: number, denoised: T.Tensor): void;
+  signal?: AbortSignal;
+}
+
+/** The numeric pieces a job needs. */
+export interface Components {
+  /** Human-readable description of the loaded models (for logs and the sidecar). */
+  describe(): Record<string, unknown>;
+  /** Tokens kept from a prompt and whether it was truncated. */
+  encodePrompt(prompt: string): Promise<TextConds & { truncated: boolean; tokens: number }>;
+  encodeImage(image: RgbImage): Promise<T.Tensor>;
+  /** Pixels (1, 3, 1, H, W) in [-1, 1] -> latent (1, C, 1, H/8, W/8), scaled. */
+  vaeEncode(pixels: T.Tensor): Promise<T.Tensor>;
+  /** Scaled latents (1, C, t, h, w) -> pixels (1, 3, 4t-3, 8h, 8w) f32 on the CPU. */
+  vaeDecode(latents: T.Tensor): Promise<T.Tensor>;
+  /** Latent -> RGB preview (1, 3, t, h, w) in [0, 1]. */
+  preview(latents: T.Tensor): T.Tensor;
+  /** Load an image, fit it to the resolution bucket (resize + centre crop). */
+  loadImage(path: string, resolution: number): Promise<RgbImage>;
+  /** The bucket (height, width) for a size at a resolution. */
+  bucket(height: number, width: number, resolution: number): [number, number];
+  /** Denoise one section's window: (1, C, window, h, w). */
+  sample(req: SampleRequest): Promise<T.Tensor>;
+  /** Initial-noise generator shared by every section of a job (torch-compatible). */
+  noise(seed: number): { randn(shape: number[]): T.Tensor };
+  latentChannels: number;
+}
+
+export type Stage = 'encode' | 'sample' | 'decode' | 'write' | 'done';
+
+export interface ProgressEvent {
+  stage: Stage;
+  section: number;
+  totalSections: number;
+  step: number;
+  totalSteps: number;
+  /** 0..1 over the whole job. */
+  fraction: number;
+  message?: string;
+  /** Latent -> RGB preview of the current x0 estimate (only when asked for). */
+  preview?: T.Tensor;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  onProgress?(e: ProgressEvent): void;
+  /** Compute previews for progress events. */
+  previews?: boolean;
+  /** Called with the whole video so far after each section. */
+  onSection?(pixels: T.Tensor, section: number, totalSections: number): Promise<void>;
+}
+
+export interface JobResult {
+  /** (1, 3, F, H, W) in [-1, 1], f32 on the CPU. Caller disposes. */
+  pixels: T.Tensor;
+  width: number;
+  height: number;
+  frames: number;
+  sections: number;
+  promptTruncated: boolean;
+  timings: Record<string, number>;
+}
+
+const black = (height: number, width: number): RgbImage => ({ width, height, data: new Uint8Array(width * height * 3) });
+
+/** RGB uint8 -> (1, 3, 1, H, W) f32 in [-1, 1] (x / 127.5 - 1, as FramePack). */
+export function imageToTensor(img: RgbImage): T.Tensor {
+  const { width: W, height: H, data } = img;
+  const out = new Float32Array(3 * H * W);
+  for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) out[c * H * W + i] = data[i * 3 + c] / 127.5 - 1;
+  return T.tensor(out, [1, 3, 1, H, W]);
+}
+
+export async function runJob(c: Components, params: GenerateParams, opts: RunOptions = {}): Promise<JobResult> {
+  const t0 = performance.now();
+  const timings: Record<string, number> = {};
+  const mark = (name: string, since: number) => (timings[name] = (timings[name] ?? 0) + (performance.now() - since) / 1000);
+  const sections = totalSections(params.seconds, params.window);
+  const stepsTotal = sections * params.steps;
+  let stepsDone = 0;
+  const progress = (e: Omit<ProgressEvent, 'totalSections' | 'totalSteps' | 'fraction'>) =>
+    opts.onProgress?.({ ...e, totalSections: sections, totalSteps: params.steps, fraction: Math.min(1, stepsDone / stepsTotal) });
+  if (opts.signal?.aborted) throw new GenerationCancelledError(0);
+
+  // 1. input image (or a black one and a noise start latent for text-to-video)
+  let tEnc = performance.now();
+  progress({ stage: 'encode', section: 0, step: 0, message: 'encoding inputs' });
+  const image = params.image ? await c.loadImage(params.image, params.resolution) : null;
+  const [height, width] = image ? [image.height, image.width] : c.bucket(params.resolution, params.resolution, params.resolution);
+  if (height % 16 || width % 16) {
+    throw new GeneratorError(`the bucket ${width}x${height} is not a multiple of 16; choose another --resolution`, 'BAD_PARAMS', { width, height });
+  }
+  const generator = c.noise(params.seed);
+  const disposables: T.Tensor[] = [];
+  const own = <X extends T.Tensor>(t: X) => (disposables.push(t), t);
+  try {
+    const pos = await c.encodePrompt(params.prompt);
+    own(pos.llamaVec), own(pos.llamaMask), own(pos.clipPooler);
+    let neg: TextConds;
+    if (params.cfg === 1) {
+      // FramePack: no negative pass at cfg 1, zeros with the positive mask
+      neg = { llamaVec: own(T.zeros(pos.llamaVec.shape, { dtype: pos.llamaVec.dtype })), llamaMask: pos.llamaMask, clipPooler: own(T.zeros(pos.clipPooler.shape, { dtype: pos.clipPooler.dtype })) };
+    } else {
+      const n = await c.encodePrompt(params.negativePrompt);
+      neg = { llamaVec: own(n.llamaVec), llamaMask: own(n.llamaMask), clipPooler: own(n.clipPooler) };
+    }
+    const imageEmbeddings = own(await c.encodeImage(image ?? black(height, width)));
+    let startLatent: T.Tensor;
+    if (image) {
+      const px = imageToTensor(image);
+      startLatent = own(await c.vaeEncode(px));
+      px.dispose();
+    } else {
+      startLatent = own(generator.randn([1, c.latentChannels, 1, height / 8, width / 8]));
+    }
+    let endLatent: T.Tensor | undefined;
+    if (params.endImage) {
+      const end = await c.loadImage(params.endImage, params.resolution);
+      if (end.width !== width || end.height !== height) {
+        throw new GeneratorError(`the end image fits the bucket ${end.width}x${end.height}, the start image ${width}x${height}: use images of the same aspect ratio`, 'BAD_IMAGE');
+      }
+      const px = imageToTensor(end);
+      endLatent = own(await c.vaeEncode(px));
+      px.dispose();
+    }
+    mark('encode', tEnc);
+
+    // 2. the section loop
+    const { latents, pixels } = await runSectionLoop(
+      { mode: params.mode, startLatent, windowSize: params.window, sections, endLatent, endStrength: params.endStrength, startIsImage: !!image },
+      {
+        signal: opts.signal,
+        sample: async (section) => {
+          const t = performance.now();
+          try {
+            return await c.sample({
+              section, positive: pos, negative: neg, imageEmbeddings, width, height, params, signal: opts.signal,
+              onStep: (step, total, denoised) => {
+                stepsDone = section.index * params.steps + step + 1;
+                let preview: T.Tensor | undefined;
+                if (opts.previews) preview = c.preview(denoised);
+                progress({ stage: 'sample', section: section.index, step: step + 1, preview });
+                preview?.dispose();
+              },
+            });
+          } finally {
+            mark('sample', t);
+          }
+        },
+        decode: async (l) => {
+          const t = performance.now();
+          progress({ stage: 'decode', section: Math.min(sections - 1, Math.round(stepsDone / params.steps) - 1), step: params.steps });
+          try {
+            return await c.vaeDecode(l);
+          } finally {
+            mark('decode', t);
+          }
+        },
+        onSection: async (r) => {
+          const t = performance.now();
+          progress({ stage: 'write', section: r.index, step: params.steps, message: `section ${r.index + 1}/${r.total}: ${r.pixels.shape[2]} frames` });
+          await opts.onSection?.(r.pixels, r.index, r.total);
+          mark('write', t);
+        },
+      },
+    );
+    latents.dispose();
+    const frames = pixels.shape[2];
+    const expected = image ? expectedPixelFrames(params.mode, sections, params.window) : frames;
+    if (frames !== expected) throw new Error(`internal: ${frames} frames decoded, ${expected} expected`);
+    timings.total = (performance.now() - t0) / 1000;
+    progress({ stage: 'done', section: sections - 1, step: params.steps });
+    return { pixels, width, height, frames, sections, promptTruncated: pos.truncated, timings };
+  } catch (e) {
+    if (e instanceof GenerationCancelledError) throw new GeneratorError(e.message, 'CANCELLED', { sectionsDone: e.sectionsDone });
+    throw e;
+  } finally {
+    for (const t of new Set(disposables)) t.dispose();
+  }
+}
