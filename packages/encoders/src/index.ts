@@ -1,1 +1,20 @@
-export {};
+export { EncoderConfigError, CheckpointMismatchError, TokenizerError, EncoderInputError } from './errors.js';
+export { type LoadOptions, type WeightSpec, readConfigJson, openWeights, validateWeights } from './weights.js';
+export { LlamaTextEncoder, parseLlamaConfig, llamaInvFreq, llamaRopeTables, type LlamaConfig, type LlamaForwardOptions } from './llama.js';
+export { ClipTextEncoder, parseClipTextConfig, type ClipTextConfig } from './clip-text.js';
+export { SiglipVisionEncoder, parseSiglipVisionConfig, readSiglipPreprocess, siglipPixelValues, type SiglipVisionConfig, type SiglipPreprocess } from './siglip.js';
+export { LlamaTokenizer, ClipTokenizer, clipTokenizerJson, type EncodeOptions, type TokenizedText, type LlamaTokenizerOptions } from './tokenizers.js';
+export {
+  HUNYUAN_PROMPT_TEMPLATE,
+  HUNYUAN_CROP_START,
+  applyPromptTemplate,
+  cropOrPadYieldMask,
+  cropLlamaHidden,
+  encodeLlamaPrompt,
+  encodeClipPrompt,
+  encodePromptConds,
+  zeroNegativeConds,
+  disposePromptConds,
+  type PromptConds,
+  type EncodePromptOptions,
+} from './prompt.js';

@@ -1,2 +1,2 @@
-export {};
 export * from './output/index.js';
+export * from './input/index.js';

@@ -1,0 +1,281 @@
+import * as T from '@framepack/tensor-core';
+import { EncoderConfigError, EncoderInputError } from './errors.js';
+import { activation, type Activation, mergeHeads, splitHeads } from './layers.js';
+import { type LoadOptions, loadTensors, num, openWeights, posInt, readConfigJson, validateWeights, type WeightSpec } from './weights.js';
+import type { TensorSource } from '@framepack/safetensors';
+
+/** The LlamaConfig fields the text encoder uses (transformers names). */
+export interface LlamaConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+  headDim: number;
+  hiddenAct: string;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** null = plain RoPE; 'linear' and 'llama3' rescaling are supported. */
+  ropeScaling: Record<string, any> | null;
+  attentionBias: boolean;
+  mlpBias: boolean;
+}
+
+/** Parse a transformers LlamaConfig dict (config.json), validating every field used. */
+export function parseLlamaConfig(cfg: Record<string, any>, path = 'config'): LlamaConfig {
+  const hiddenSize = posInt(cfg, 'hidden_size', path);
+  const numAttentionHeads = posInt(cfg, 'num_attention_heads', path);
+  const numKeyValueHeads = posInt(cfg, 'num_key_value_heads', path, numAttentionHeads);
+  if (numAttentionHeads % numKeyValueHeads) throw new EncoderConfigError(`num_attention_heads (${numAttentionHeads}) must be a multiple of num_key_value_heads (${numKeyValueHeads})`, path);
+  const headDim = posInt(cfg, 'head_dim', path, hiddenSize / numAttentionHeads);
+  if (headDim % 2) throw new EncoderConfigError(`head_dim ${headDim} must be even for rotary embeddings`, path);
+  // transformers 5 moves rope_theta/rope_scaling into rope_parameters; accept both layouts.
+  const rp = (cfg.rope_parameters ?? {}) as Record<string, any>;
+  const ropeTheta = num({ v: cfg.rope_theta ?? rp.rope_theta }, 'v', path, 10000);
+  let ropeScaling: Record<string, any> | null = cfg.rope_scaling ?? (rp.rope_type && rp.rope_type !== 'default' ? rp : null);
+  if (ropeScaling) {
+    const type = ropeScaling.rope_type ?? ropeScaling.type;
+    if (type === 'default') ropeScaling = null;
+    else if (type !== 'linear' && type !== 'llama3') throw new EncoderConfigError(`rope_scaling type '${type}' is not supported (supported: none, linear, llama3)`, path);
+  }
+  return {
+    vocabSize: posInt(cfg, 'vocab_size', path),
+    hiddenSize,
+    intermediateSize: posInt(cfg, 'intermediate_size', path),
+    numHiddenLayers: posInt(cfg, 'num_hidden_layers', path),
+    numAttentionHeads,
+    numKeyValueHeads,
+    headDim,
+    hiddenAct: String(cfg.hidden_act ?? 'silu'),
+    rmsNormEps: num(cfg, 'rms_norm_eps', path, 1e-6),
+    ropeTheta,
+    ropeScaling,
+    attentionBias: !!cfg.attention_bias,
+    mlpBias: !!cfg.mlp_bias,
+  };
+}
+
+function llamaWeightSpec(c: LlamaConfig): WeightSpec {
+  const shapes = new Map<string, readonly number[]>();
+  const D = c.hiddenSize, qd = c.numAttentionHeads * c.headDim, kvd = c.numKeyValueHeads * c.headDim;
+  shapes.set('embed_tokens.weight', [c.vocabSize, D]);
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const p = `layers.${i}.`;
+    shapes.set(`${p}input_layernorm.weight`, [D]);
+    shapes.set(`${p}post_attention_layernorm.weight`, [D]);
+    const lin = (name: string, o: number, inp: number, bias: boolean) => {
+      shapes.set(`${p}${name}.weight`, [o, inp]);
+      if (bias) shapes.set(`${p}${name}.bias`, [o]);
+    };
+    lin('self_attn.q_proj', qd, D, c.attentionBias);
+    lin('self_attn.k_proj', kvd, D, c.attentionBias);
+    lin('self_attn.v_proj', kvd, D, c.attentionBias);
+    lin('self_attn.o_proj', D, qd, c.attentionBias);
+    lin('mlp.gate_proj', c.intermediateSize, D, c.mlpBias);
+    lin('mlp.up_proj', c.intermediateSize, D, c.mlpBias);
+    lin('mlp.down_proj', D, c.intermediateSize, c.mlpBias);
+  }
+  shapes.set('norm.weight', [D]);
+  return {
+    what: 'LLaMA text encoder',
+    shapes,
+    // LlamaForCausalLM / llava saves put `model.` before the decoder; `language_model.model.` for llava wrappers.
+    prefixes: ['', 'model.', 'language_model.model.'],
+    ignorable: [/^lm_head\./, /rotary_emb\.inv_freq$/, /^(language_model\.)?lm_head\./],
+  };
+}
+
+/** Inverse frequencies of the rotary embedding, with the config's rescaling (computed in float64, stored f32 as torch does). */
+export function llamaInvFreq(c: LlamaConfig): Float32Array {
+  const half = c.headDim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(c.ropeTheta, (2 * i) / c.headDim);
+  const s = c.ropeScaling;
+  if (!s) return inv;
+  const type = s.rope_type ?? s.type;
+  if (type === 'linear') {
+    const f = Number(s.factor);
+    for (let i = 0; i < half; i++) inv[i] = inv[i] / f;
+    return inv;
+  }
+  // llama3: long wavelengths are slowed by `factor`, short ones kept, a smooth blend between.
+  const factor = Number(s.factor), lowF = Number(s.low_freq_factor), highF = Number(s.high_freq_factor);
+  const oldCtx = Number(s.original_max_position_embeddings);
+  const lowWl = oldCtx / lowF, highWl = oldCtx / highF;
+  for (let i = 0; i < half; i++) {
+    const wl = (2 * Math.PI) / inv[i];
+    if (wl > lowWl) inv[i] = inv[i] / factor;
+    else if (wl >= highWl) {
+      const smooth = (oldCtx / wl - lowF) / (highF - lowF);
+      inv[i] = (1 - smooth) * (inv[i] / factor) + smooth * inv[i];
+    }
+  }
+  return inv;
+}
+
+/** cos/sin tables (L, headDim) for positions 0..L-1 in the rotate-half layout cat(freqs, freqs). */
+export function llamaRopeTables(c: LlamaConfig, length: number, opts: { dtype?: T.DType; device?: T.DeviceType } = {}): { cos: T.Tensor; sin: T.Tensor } {
+  const inv = llamaInvFreq(c);
+  const D = c.headDim, half = D / 2;
+  const cos = new Float32Array(length * D), sin = new Float32Array(length * D);
+  for (let p = 0; p < length; p++)
+    for (let i = 0; i < half; i++) {
+      const a = Math.fround(p * inv[i]); // torch: fp32 outer product of positions and inv_freq
+      const cv = Math.cos(a), sv = Math.sin(a);
+      cos[p * D + i] = cos[p * D + half + i] = cv;
+      sin[p * D + i] = sin[p * D + half + i] = sv;
+    }
+  const dtype = opts.dtype ?? 'f32', device = opts.device ?? 'cpu';
+  const mk = (a: Float32Array) => T.tidy(() => T.cast(T.tensor(a, [length, D], { device }), dtype));
+  return { cos: mk(cos), sin: mk(sin) };
+}
+
+export interface LlamaForwardOptions {
+  /**
+   * Which entry of transformers' `hidden_states` tuple to return: 0 = embeddings, i = output of decoder layer
+   * i-1, numHiddenLayers = last layer after the final norm (= last_hidden_state). Negative counts from the
+   * end (-3 = FramePack's choice). Only the layers needed are run. Default: -1.
+   */
+  hiddenStateIndex?: number;
+}
+
+/**
+ * LLaMA decoder stack used as a text encoder (transformers LlamaModel): token embedding, pre-RMSNorm decoder
+ * layers with GQA + RoPE attention and a SwiGLU MLP, final RMSNorm.
+ */
+export class LlamaTextEncoder {
+  readonly act: Activation;
+  private constructor(
+    readonly config: LlamaConfig,
+    private readonly w: Map<string, T.Tensor>,
+  ) {
+    this.act = activation(config.hiddenAct, 'config.hidden_act');
+  }
+
+  /** Load a transformers-format folder (config.json + model.safetensors or a sharded index). */
+  static load(dir: string, opts: LoadOptions = {}): LlamaTextEncoder {
+    const config = parseLlamaConfig(readConfigJson(dir), `${dir}/config.json`);
+    const src = openWeights(dir);
+    try {
+      return LlamaTextEncoder.fromSource(config, src, dir, opts);
+    } finally {
+      src.close();
+    }
+  }
+  /** Build from a parsed config and an opened checkpoint (file, sharded index or any TensorSource). */
+  static fromSource(config: LlamaConfig, src: TensorSource, sourceName: string, opts: LoadOptions = {}): LlamaTextEncoder {
+    const spec = llamaWeightSpec(config);
+    const prefix = validateWeights(src, spec, sourceName);
+    return new LlamaTextEncoder(config, loadTensors(src, prefix, spec.shapes.keys(), opts));
+  }
+  /** Build from a config dict and tensors under the bare LlamaModel key names. */
+  static fromWeights(config: Record<string, any> | LlamaConfig, weights: Record<string, T.Tensor> | Map<string, T.Tensor>): LlamaTextEncoder {
+    const c = 'hiddenSize' in config ? (config as LlamaConfig) : parseLlamaConfig(config);
+    const m = weights instanceof Map ? weights : new Map(Object.entries(weights));
+    const spec = llamaWeightSpec(c);
+    const prefix = validateWeights(mapSource(m), spec, 'weights');
+    return new LlamaTextEncoder(c, new Map([...spec.shapes.keys()].map((k) => [k, m.get(prefix + k)!])));
+  }
+
+  get dtype(): T.DType {
+    return this.w.get('embed_tokens.weight')!.dtype;
+  }
+  get device(): T.DeviceType {
+    return this.w.get('embed_tokens.weight')!.device;
+  }
+  private p(name: string): T.Tensor {
+    return this.w.get(name)!;
+  }
+  private pOpt(name: string): T.Tensor | null {
+    return this.w.get(name) ?? null;
+  }
+
+  /**
+   * Run the encoder on token ids (B, L) (i64/i32) with an optional attention mask (B, L) (1/true = real token;
+   * any padding pattern). Returns the requested hidden state (B, L, hidden) in the weights' dtype.
+   */
+  forward(inputIds: T.Tensor, attentionMask?: T.Tensor | null, opts: LlamaForwardOptions = {}): T.Tensor {
+    const c = this.config;
+    if (inputIds.ndim !== 2) throw new EncoderInputError(`input_ids must be (batch, length), got [${inputIds.shape}]`);
+    if (inputIds.dtype !== 'i64' && inputIds.dtype !== 'i32') throw new EncoderInputError(`input_ids must be i64 or i32, got ${inputIds.dtype}`);
+    const [B, L] = inputIds.shape;
+    if (attentionMask && (attentionMask.ndim !== 2 || attentionMask.shape[0] !== B || attentionMask.shape[1] !== L))
+      throw new EncoderInputError(`attention_mask [${attentionMask.shape}] does not match input_ids [${inputIds.shape}]`);
+    const ids = inputIds.toArray();
+    const bad = ids.find((v) => !(v >= 0 && v < c.vocabSize));
+    if (bad !== undefined) throw new EncoderInputError(`token id ${bad} is outside the vocabulary (0..${c.vocabSize - 1})`);
+    let idx = opts.hiddenStateIndex ?? -1;
+    if (idx < 0) idx += c.numHiddenLayers + 1;
+    if (!Number.isInteger(idx) || idx < 0 || idx > c.numHiddenLayers)
+      throw new EncoderInputError(`hiddenStateIndex ${opts.hiddenStateIndex} is out of range for ${c.numHiddenLayers} layers (hidden_states has ${c.numHiddenLayers + 1} entries)`);
+
+    const { cos, sin } = llamaRopeTables(c, L, { dtype: this.dtype, device: this.device });
+    // Key-padding mask (B,1,1,L); combined with the causal mask inside attention.
+    const keyMask = attentionMask
+      ? T.tidy(() => T.reshape(attentionMask.dtype === 'bool' ? T.clone(attentionMask) : T.ne(T.toDevice(attentionMask, this.device), 0), [B, 1, 1, L]))
+      : null;
+    try {
+      let h = T.embedding(T.toDevice(inputIds, this.device), this.p('embed_tokens.weight'));
+      // hidden_states[i] for i < numHiddenLayers is the raw output of layer i-1; the last entry is normed.
+      const layersToRun = idx === c.numHiddenLayers ? c.numHiddenLayers : idx;
+      for (let i = 0; i < layersToRun; i++) {
+        const next = this.layer(h, i, cos, sin, keyMask);
+        h.dispose();
+        h = next;
+      }
+      if (idx === c.numHiddenLayers) {
+        const n = T.rmsNorm(h, this.p('norm.weight'), c.rmsNormEps);
+        h.dispose();
+        h = n;
+      }
+      return h;
+    } finally {
+      cos.dispose();
+      sin.dispose();
+      keyMask?.dispose();
+    }
+  }
+
+  /** One decoder layer: h + o(attn(RMSNorm(h))), then + down(act(gate(n)) * up(n)). */
+  private layer(h: T.Tensor, i: number, cos: T.Tensor, sin: T.Tensor, keyMask: T.Tensor | null): T.Tensor {
+    const c = this.config;
+    const p = (n: string) => this.p(`layers.${i}.${n}`);
+    const b = (n: string) => this.pOpt(`layers.${i}.${n}`);
+    return T.tidy(() => {
+      const n1 = T.rmsNorm(h, p('input_layernorm.weight'), c.rmsNormEps);
+      const q = T.rope(splitHeads(T.linear(n1, p('self_attn.q_proj.weight'), b('self_attn.q_proj.bias')), c.numAttentionHeads), cos, sin, 'half');
+      let k = T.rope(splitHeads(T.linear(n1, p('self_attn.k_proj.weight'), b('self_attn.k_proj.bias')), c.numKeyValueHeads), cos, sin, 'half');
+      let v = splitHeads(T.linear(n1, p('self_attn.v_proj.weight'), b('self_attn.v_proj.bias')), c.numKeyValueHeads);
+      const rep = c.numAttentionHeads / c.numKeyValueHeads;
+      if (rep > 1) {
+        // GQA: query head j reads key/value head floor(j / rep).
+        const map = T.tensor(Int32Array.from({ length: c.numAttentionHeads }, (_, j) => Math.floor(j / rep)), [c.numAttentionHeads], { dtype: 'i32', device: this.device });
+        k = T.indexSelect(k, 1, map);
+        v = T.indexSelect(v, 1, map);
+      }
+      const a = T.scaledDotProductAttention(q, k, v, { mask: keyMask, causal: true, scale: 1 / Math.sqrt(c.headDim) });
+      const h1 = T.add(h, T.linear(mergeHeads(a), p('self_attn.o_proj.weight'), b('self_attn.o_proj.bias')));
+      const n2 = T.rmsNorm(h1, p('post_attention_layernorm.weight'), c.rmsNormEps);
+      const g = this.act(T.linear(n2, p('mlp.gate_proj.weight'), b('mlp.gate_proj.bias')));
+      const u = T.linear(n2, p('mlp.up_proj.weight'), b('mlp.up_proj.bias'));
+      return T.add(h1, T.linear(T.mul(g, u), p('mlp.down_proj.weight'), b('mlp.down_proj.bias')));
+    });
+  }
+
+  dispose(): void {
+    for (const t of this.w.values()) t.dispose();
+    this.w.clear();
+  }
+}
+
+/** A TensorSource over in-memory tensors (for fromWeights validation). */
+export function mapSource(m: Map<string, T.Tensor>): TensorSource {
+  return {
+    keys: () => [...m.keys()],
+    has: (k) => m.has(k),
+    info: (k) => ({ dtype: m.get(k)!.dtype, shape: [...m.get(k)!.shape] }) as any,
+    tensor: (k) => m.get(k)!,
+    close: () => {},
+  };
+}
