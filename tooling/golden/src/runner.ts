@@ -53,7 +53,8 @@ function openCase(dir: string, json: Record<string, any>, device: DeviceType, dt
     },
     weightsPath(key = 'weights_from') {
       const own = join(dir, 'weights.safetensors');
-      if (json[key] === undefined && existsSync(own)) return own;
+      // `"weights_from": "self"` names the case's own file
+      if ((json[key] === undefined || json[key] === 'self') && existsSync(own)) return own;
       if (json[key] === undefined) throw new Error(`case has no weights.safetensors and no '${key}'`);
       return join(dir, '..', String(json[key]), 'weights.safetensors');
     },
