@@ -27,9 +27,13 @@ export function mlpEmbedder(p: ParamScope, x: Tensor): Tensor {
   });
 }
 
-/** Timestep features in the model dtype: the value is rounded to the model dtype first, as the reference receives it. */
+/**
+ * Timestep features in the model dtype. The value is used as given (the reference's time_proj reads the
+ * timestep tensor as f32 whatever the model dtype): rounding sigma*1000 or gs*1000 to bf16 as FramePack's
+ * pipeline does is the caller's choice, not the model's.
+ */
 export function embedTimestep(p: ParamScope, t: Tensor, dtype: Tensor['dtype']): Tensor {
-  return T.tidy(() => mlpEmbedder(p, T.cast(timestepProjection(T.cast(t, dtype)), dtype)));
+  return T.tidy(() => mlpEmbedder(p, T.cast(timestepProjection(t), dtype)));
 }
 
 /** time_text_embed: (timestep emb + guidance emb) + pooled-text emb -> temb (B, D), the conditioning of every adaLN. */

@@ -33,14 +33,16 @@ export function loadCaseModel(c: GoldenCase): HunyuanVideoTransformer3DModelPack
   }
 }
 
-/** The case's in.* tensors as forward inputs (floats in the model dtype, indices and masks as stored). */
+/**
+ * The case's in.* tensors as forward inputs, as stored (the model casts activations to its dtype itself and
+ * reads timestep/guidance as given, like the reference's time_proj).
+ */
 export function caseInputs(c: GoldenCase): PackedDiTInputs {
   const inputs: Partial<Record<keyof PackedDiTInputs, Tensor>> = {};
   for (const key of c.tensors.keys().filter((k) => k.startsWith('in.'))) {
     const field = ARGS[key.slice(3)];
     if (!field) throw new Error(`${key}: not an argument of the packed DiT forward`);
-    const isFloat = c.tensors.info(key).dtype.startsWith('F') || c.tensors.info(key).dtype === 'BF16';
-    inputs[field] = c.tensors.tensor(key, { device: c.device, ...(isFloat ? { dtype: c.dtype } : {}) });
+    inputs[field] = c.tensors.tensor(key, { device: c.device });
   }
   return inputs as PackedDiTInputs;
 }
