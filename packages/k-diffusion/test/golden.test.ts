@@ -1,0 +1,12 @@
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+// Imported by path: a workspace dependency on @framepack/golden-runner would make a cycle (it depends on us).
+import { defaultGoldenDir, formatResult, runGoldenDir } from '../../../tooling/golden/src/index.js';
+
+describe.skipIf(!existsSync(defaultGoldenDir()))('golden cases', () => {
+  it.each(['rng', 'sigmas', 'unipc'])('every %s case passes', async (kind) => {
+    const results = await runGoldenDir(defaultGoldenDir(), { only: [kind] });
+    expect(results.length).toBeGreaterThan(0);
+    for (const r of results) expect(r.status, formatResult(r)).toBe('pass');
+  });
+});
