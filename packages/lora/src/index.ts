@@ -15,3 +15,4 @@ export {
 export { LoraStack, type LoraSpec, type LoraReport, type LoraReportEntry, type StackOptions, type MergeOptions, type MergeHandle } from './merge.js';
 export { loadLora, listLoras, type LoraFileEntry } from './load.js';
 export { shapesOf } from './shapes.js';
+export { withLoras } from './source.js';

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '@framepack/tensor-core';
 import type { Tensor } from '@framepack/tensor-core';
-import { writeSafetensors } from '@framepack/safetensors';
+import { openSafetensors, writeSafetensors } from '@framepack/safetensors';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LoraError, LoraStack, ModuleIndex, listLoras, loadLora, parseLora, shapesOf } from '../src/index.js';
+import { LoraError, LoraStack, ModuleIndex, listLoras, loadLora, parseLora, shapesOf, withLoras } from '../src/index.js';
 import { maxAbsDiff, naiveMatmul, rand, randomWeights, rng, tinyShapes } from './helpers.js';
 
 const H = 8;
@@ -224,5 +224,41 @@ describe('loading files', () => {
     expect(stack.targets).toEqual(['single_transformer_blocks.0.proj_out.weight']);
     expect(shapesOf(w).get('proj_out.weight')).toEqual([16, H]);
     expect(() => loadLora(join(dir, 'x.pt'))).toThrow(/only .safetensors/);
+  });
+});
+
+describe('withLoras (merge while a checkpoint is read)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lora-src-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('targeted weights come back merged in the requested dtype, the rest untouched', () => {
+    const r = rng(11);
+    const w = randomWeights(shapes, 12);
+    const bf: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(w)) bf[k] = T.cast(t, 'bf16');
+    const path = join(dir, 'model.safetensors');
+    writeSafetensors(path, bf);
+    const p = { down: rand([2, H], r), up: rand([3 * H, 2], r) };
+    const stack = new LoraStack(shapes, [{ lora: { 'lora_unet_double_blocks_0_txt_attn_qkv.lora_down.weight': p.down, 'lora_unet_double_blocks_0_txt_attn_qkv.lora_up.weight': p.up, 'lora_unet_double_blocks_0_txt_attn_qkv.alpha': T.scalar(1) }, weight: 0.5 }]);
+    expect(stack.targets).toEqual(['transformer_blocks.0.attn.add_k_proj.weight', 'transformer_blocks.0.attn.add_q_proj.weight', 'transformer_blocks.0.attn.add_v_proj.weight']);
+    const src = withLoras(openSafetensors(path), stack);
+    try {
+      const key = 'transformer_blocks.0.attn.add_v_proj.weight';
+      const base = bf[key];
+      // f32 read of a bf16 file: base widened, delta added in f32, no bf16 rounding of the sum
+      const want = expectMerged(T.cast(base, 'f32'), p.up, p.down, 0.5 * (1 / 2), 2 * H, 3 * H);
+      const got = src.tensor(key, { dtype: 'f32' });
+      expect(got.dtype).toBe('f32');
+      expect(maxAbsDiff(got.toFloat32Array(), want)).toBeLessThan(1e-6);
+      // default dtype = the file's
+      const asFile = src.tensor(key);
+      expect(asFile.dtype).toBe('bf16');
+      expect(asFile.toFloat32Array()).toEqual(T.cast(got, 'bf16').toFloat32Array());
+      const other = 'transformer_blocks.0.attn.to_k.weight';
+      expect(src.tensor(other).toFloat32Array()).toEqual(bf[other].toFloat32Array());
+      expect(src.keys().length).toBe(shapes.size);
+    } finally {
+      src.close();
+    }
   });
 });
