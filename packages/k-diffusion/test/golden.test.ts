@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultGoldenDir, formatResult, runGoldenDir } from '../../../tooling/golden/src/index.js';
 
 describe.skipIf(!existsSync(defaultGoldenDir()))('golden cases', () => {
-  it.each(['rng', 'sigmas', 'unipc'])('every %s case passes', async (kind) => {
+  it.each(['rng', 'sigmas', 'unipc', 'sample-hunyuan'])('every %s case passes', async (kind) => {
     const results = await runGoldenDir(defaultGoldenDir(), { only: [kind] });
     expect(results.length).toBeGreaterThan(0);
     for (const r of results) expect(r.status, formatResult(r)).toBe('pass');
