@@ -9,7 +9,15 @@ export * from './ops.js';
 export { broadcastShapes } from './shape.js';
 export { CpuBackend } from './cpu/backend.js';
 export { erf } from './cpu/math.js';
+export {
+  loadCudaBackend, parseBytes, cudaDeviceInfo, cudaAllocatorStats, setVramBudget, cudaEmptyCache, cudaResetPeak, cudaSynchronize,
+  cublasLtInfo, CudaStream, CudaEvent, setComputeStream, allocPinned, copyToDeviceAsync, copyToHostAsync, CudaBackend,
+  type AllocatorStats, type DeviceInfo,
+} from './cuda/index.js';
 
 import { CpuBackend } from './cpu/backend.js';
-import { registerBackend } from './device.js';
+import { registerBackend, registerBackendLoader } from './device.js';
+import { loadCudaBackend } from './cuda/index.js';
 registerBackend(new CpuBackend());
+// CUDA loads lazily: the first cuda tensor (or isDeviceAvailable('cuda')) loads the addon and checks for a GPU.
+registerBackendLoader('cuda', loadCudaBackend);

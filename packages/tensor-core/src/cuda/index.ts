@@ -1,0 +1,157 @@
+// CUDA-specific API beside the Backend contract: device info, allocator stats and VRAM budget, streams,
+// events, pinned host buffers and asynchronous host<->device copies (what the low-VRAM block streaming uses).
+import { backendFor } from '../device.js';
+import { DeviceError, ShapeError } from '../errors.js';
+import type { Tensor } from '../tensor.js';
+import { CudaBackend } from './backend.js';
+import { type AllocatorStats, type DeviceInfo, loadAddon, type Ptr } from './native.js';
+
+export { CudaBackend } from './backend.js';
+export type { AllocatorStats, DeviceInfo } from './native.js';
+
+/** Parse a byte size: a number of bytes, or with a unit (`8GiB`, `8G`, `7500MB`, `512MiB`). */
+export function parseBytes(s: string): number {
+  const m = /^\s*([\d.]+)\s*([kmgt]?)(i?b?)\s*$/i.exec(s);
+  if (!m) throw new RangeError(`cannot read '${s}' as a byte size (e.g. 8GiB, 8000MB, 8589934592)`);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const si = m[3].toLowerCase() === 'b' && m[2] !== '' ? 1000 ** ['', 'k', 'm', 'g', 't'].indexOf(m[2].toLowerCase()) : mult;
+  return Math.floor(parseFloat(m[1]) * si);
+}
+
+/** The loader registered for 'cuda': the addon must load and a GPU must be present. Applies FRAMEPACK_VRAM_BUDGET. */
+export function loadCudaBackend(): CudaBackend {
+  const r = loadAddon();
+  if ('error' in r) throw new DeviceError(r.error);
+  const b = new CudaBackend(r.addon, r.info);
+  const env = process.env.FRAMEPACK_VRAM_BUDGET;
+  if (env) b.addon.setBudget(parseBytes(env));
+  return b;
+}
+
+function cuda(): CudaBackend {
+  return backendFor('cuda') as CudaBackend;
+}
+export function cudaDeviceInfo(): DeviceInfo {
+  return { ...cuda().info };
+}
+/** The caching allocator's view: bytes in live blocks, bytes held from the driver (live + cached), peaks, budget. */
+export function cudaAllocatorStats(): AllocatorStats {
+  return cuda().addon.stats();
+}
+/** Impose a hard VRAM budget in bytes (null/0 = none); allocations beyond it throw OutOfMemoryError naming it. */
+export function setVramBudget(bytes: number | null): void {
+  cuda().addon.setBudget(bytes ?? 0);
+}
+/** Give cached blocks back to the driver. */
+export function cudaEmptyCache(): void {
+  cuda().addon.emptyCache();
+}
+export function cudaResetPeak(): void {
+  cuda().addon.resetPeak();
+}
+/** Wait for all work queued on the compute stream (and surface asynchronous kernel errors). */
+export function cudaSynchronize(): void {
+  cuda().addon.synchronize();
+}
+/** cuBLASLt's version and where it was loaded from (loads it; throws a clear error if it is missing). */
+export function cublasLtInfo(): { version: number; path: string } {
+  return cuda().addon.cublasInfo();
+}
+
+/** A non-blocking CUDA stream. */
+export class CudaStream {
+  #h: Ptr | null;
+  private constructor(h: Ptr) {
+    this.#h = h;
+  }
+  static create(): CudaStream {
+    return new CudaStream(cuda().addon.streamCreate());
+  }
+  get handle(): Ptr {
+    if (this.#h === null) throw new DeviceError('CUDA stream used after dispose()');
+    return this.#h;
+  }
+  synchronize(): void {
+    cuda().addon.streamSync(this.handle);
+  }
+  /** Make this stream wait (on the device) until `e` has completed. */
+  wait(e: CudaEvent): void {
+    cuda().addon.streamWaitEvent(this.handle, e.handle);
+  }
+  dispose(): void {
+    if (this.#h !== null) cuda().addon.streamDestroy(this.#h);
+    this.#h = null;
+  }
+}
+/** The stream tensor ops run on (null = the default stream). */
+export function setComputeStream(s: CudaStream | null): void {
+  cuda().addon.setComputeStream(s ? s.handle : 0);
+}
+export class CudaEvent {
+  #h: Ptr | null;
+  private constructor(h: Ptr) {
+    this.#h = h;
+  }
+  static create(): CudaEvent {
+    return new CudaEvent(cuda().addon.eventCreate());
+  }
+  get handle(): Ptr {
+    if (this.#h === null) throw new DeviceError('CUDA event used after dispose()');
+    return this.#h;
+  }
+  /** Record on a stream (default: the compute stream). */
+  record(stream: CudaStream | null = null): this {
+    cuda().addon.eventRecord(this.handle, stream ? stream.handle : cuda().addon.getComputeStream());
+    return this;
+  }
+  synchronize(): void {
+    cuda().addon.eventSync(this.handle);
+  }
+  /** Whether the recorded work has completed. */
+  query(): boolean {
+    return cuda().addon.eventQuery(this.handle);
+  }
+  /** Milliseconds from this event to `end` (both recorded and completed). */
+  elapsedMs(end: CudaEvent): number {
+    return cuda().addon.eventElapsed(this.handle, end.handle);
+  }
+  dispose(): void {
+    if (this.#h !== null) cuda().addon.eventDestroy(this.#h);
+    this.#h = null;
+  }
+}
+
+/** Page-locked host memory (freed when the ArrayBuffer is garbage collected); needed for truly asynchronous copies. */
+export function allocPinned(bytes: number): ArrayBuffer {
+  if (!Number.isInteger(bytes) || bytes < 0) throw new RangeError(`allocPinned: bad size ${bytes}`);
+  return cuda().addon.hostAlloc(bytes);
+}
+function bufferOf(src: ArrayBuffer | ArrayBufferView): [ArrayBuffer, number, number] {
+  if (src instanceof ArrayBuffer) return [src, 0, src.byteLength];
+  return [src.buffer as ArrayBuffer, src.byteOffset, src.byteLength];
+}
+function checkCuda(t: Tensor, what: string): void {
+  if (t.device !== 'cuda') throw new DeviceError(`${what}: tensor is on ${t.device}, expected cuda`);
+}
+/**
+ * Queue a copy of host bytes (a pinned buffer from allocPinned, or a view of one) into a CUDA tensor's storage
+ * on `stream`. The host memory must stay untouched until the stream has passed the copy (record an event).
+ */
+export function copyToDeviceAsync(dst: Tensor, src: ArrayBuffer | ArrayBufferView, stream: CudaStream): void {
+  checkCuda(dst, 'copyToDeviceAsync');
+  const [buf, off, len] = bufferOf(src);
+  const bytes = dst.numel * (cuda().bytesOf({ device: 'cuda', dtype: dst.dtype, numel: 1, handle: null }));
+  if (len !== bytes) throw new ShapeError(`copyToDeviceAsync: ${len} host bytes for a tensor of ${bytes} bytes`);
+  const v = dst.view;
+  const base = (v.storage.handle as { ptr: Ptr }).ptr + v.offset * (bytes / Math.max(dst.numel, 1));
+  cuda().addon.copyH2DAsync(base, buf, off, len, stream.handle);
+}
+/** Queue a copy of a CUDA tensor's bytes into host memory (pinned for asynchrony) on `stream`. */
+export function copyToHostAsync(dst: ArrayBuffer | ArrayBufferView, src: Tensor, stream: CudaStream): void {
+  checkCuda(src, 'copyToHostAsync');
+  const [buf, off, len] = bufferOf(dst);
+  const es = cuda().bytesOf({ device: 'cuda', dtype: src.dtype, numel: 1, handle: null });
+  if (len !== src.numel * es) throw new ShapeError(`copyToHostAsync: ${len} host bytes for a tensor of ${src.numel * es} bytes`);
+  const v = src.view;
+  cuda().addon.copyD2HAsync(buf, off, (v.storage.handle as { ptr: Ptr }).ptr + v.offset * es, len, stream.handle);
+}
