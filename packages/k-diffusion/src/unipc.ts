@@ -132,7 +132,7 @@ export function* unipcSteps(model: DenoiseFn, noise: T.Tensor, sigmas: ArrayLike
         const m0 = hist[order - 1];
         // D_j = (M[-(j+1)] - m0) / r_j, and the linear (flow-DDIM) part of the step
         const [ds, xLin, xPred] = T.tidy(() => {
-          const ds = c.rks.slice(0, order - 1).map((r, j) => T.div(T.sub(hist[order - 2 - j], m0), T.scalar(r)));
+          const ds = c.rks.slice(0, order - 1).map((r, j) => T.div(T.sub(hist[order - 2 - j], m0), T.scalar(r, { device: m0.device })));
           const xLin = T.sub(T.mul(x, c.ratio), T.mul(m0, c.phi1));
           const pred = weightedSum(ds, c.rhosP);
           const xPred = pred ? T.sub(xLin, T.mul(pred, c.Bh)) : xLin;
