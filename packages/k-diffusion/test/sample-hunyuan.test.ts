@@ -124,6 +124,18 @@ describe('sampleHunyuan', () => {
     expect(none.length).toBe(0);
   });
 
+  it('leaves only its result allocated (cfg, rescale, bf16 rounding, concat, img2img)', async () => {
+    const shape = latentShape(small);
+    const init = T.full(shape, 0.5);
+    const concat = T.full([1, 2, ...shape.slice(2)], 1);
+    const model = (x: T.Tensor, _t: T.Tensor, c: number) => T.tidy(() => T.mul(T.slice(T.permute(x, [1, 0, 2, 3, 4]), 0, 0, 16), c));
+    const fixed = (x: T.Tensor, t: T.Tensor, c: number) => T.tidy(() => T.permute(model(x, t, c), [1, 0, 2, 3, 4]));
+    const before = T.memoryStats('cpu').allocations;
+    const out = await sampleHunyuan({ model: fixed, positive: 0.3, negative: -0.2, ...small, steps: 5, cfg: 2.5, rs: 0.5, seed: 4, initialLatent: init, strength: 0.8, concatLatent: concat });
+    expect(out.shape).toEqual(shape);
+    expect(T.memoryStats('cpu').allocations).toBeLessThanOrEqual(before + 1);
+  });
+
   it('reports every step to the callback and returns the last denoised state', async () => {
     const { model } = recorder();
     const seen: number[] = [];
