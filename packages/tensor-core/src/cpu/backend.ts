@@ -1,6 +1,7 @@
 import type { AttentionParams, Backend, BinaryOp, CompareOp, PadMode, ReduceOp, RopeMode, Storage, UnaryOp, View } from '../backend.js';
 import { allocHost, BYTES_PER_ELEMENT, type DType, f32ToHost, type HostArray, hostToF32, hostToF64, isFloat } from '../dtype.js';
 import { broadcastStrides, stridesOf } from '../shape.js';
+import { conv3dF32 } from './conv3d.js';
 import { BINARY, COMPARE, dot, UNARY } from './math.js';
 
 interface CpuStorage extends Storage {
@@ -319,43 +320,7 @@ export class CpuBackend implements Backend {
     return store(qv.dtype, out);
   }
   conv3d(xv: View, wv: View, biasv: View | null, stride: readonly number[], padding: readonly number[], outShape: readonly number[]): Storage {
-    const x = f32(xv), w = f32(wv), bias = biasv && f32(biasv);
-    const [N, Ci, T, H, W] = xv.shape;
-    const [Co, , KT, KH, KW] = wv.shape;
-    const [, , OT, OH, OW] = outShape;
-    const [st, sh, sw] = stride, [pt, ph, pw] = padding;
-    const out = new Float32Array(numel(outShape));
-    const plane = OT * OH * OW;
-    const acc = new Float64Array(plane);
-    for (let n = 0; n < N; n++)
-      for (let co = 0; co < Co; co++) {
-        acc.fill(bias ? bias[co] : 0);
-        for (let ci = 0; ci < Ci; ci++) {
-          const xb = (n * Ci + ci) * T * H * W;
-          for (let kt = 0; kt < KT; kt++)
-            for (let kh = 0; kh < KH; kh++)
-              for (let kw = 0; kw < KW; kw++) {
-                const wt = w[((((co * Ci + ci) * KT + kt) * KH + kh) * KW) + kw];
-                if (wt === 0) continue;
-                for (let ot = 0; ot < OT; ot++) {
-                  const it = ot * st + kt - pt;
-                  if (it < 0 || it >= T) continue;
-                  for (let oh = 0; oh < OH; oh++) {
-                    const ih = oh * sh + kh - ph;
-                    if (ih < 0 || ih >= H) continue;
-                    const xrow = xb + (it * H + ih) * W;
-                    const orow = (ot * OH + oh) * OW;
-                    for (let ow = 0; ow < OW; ow++) {
-                      const iw = ow * sw + kw - pw;
-                      if (iw >= 0 && iw < W) acc[orow + ow] += wt * x[xrow + iw];
-                    }
-                  }
-                }
-              }
-        }
-        out.set(acc, (n * Co + co) * plane);
-      }
-    return store(xv.dtype, out);
+    return store(xv.dtype, conv3dF32(f32(xv), xv.shape, f32(wv), wv.shape, biasv && f32(biasv), stride, padding, outShape));
   }
   upsampleNearest(v: View, scale: readonly number[], outShape: readonly number[]): Storage {
     const x = raw(v);
@@ -457,15 +422,20 @@ export class CpuBackend implements Backend {
     return make(v.dtype, out as unknown as HostArray);
   }
   pad(v: View, pads: readonly (readonly [number, number])[], mode: PadMode, value: number, outShape: readonly number[]): Storage {
-    const x = raw(v) as unknown as { [i: number]: number | bigint };
+    // Row by row: each output row (all dims but the last) maps to one source row, or to none (constant padding).
+    const x = raw(v) as Float32Array;
     const n = numel(outShape);
-    const out = (mode === 'constant' ? (this.fill(n, v.dtype, value) as CpuStorage).handle : allocHost(v.dtype, n)) as unknown as { [i: number]: number | bigint };
-    const inStrides = stridesOf(v.shape);
+    const out = (mode === 'constant' ? (this.fill(n, v.dtype, value) as CpuStorage).handle : allocHost(v.dtype, n)) as Float32Array;
     const nd = outShape.length;
-    const pos = new Array(nd).fill(0);
-    for (let i = 0; i < n; i++) {
+    if (n === 0 || nd === 0) return make(v.dtype, nd === 0 ? (x.slice() as Float32Array) : out);
+    const inStrides = stridesOf(v.shape);
+    const rowOut = outShape[nd - 1], rowIn = v.shape[nd - 1];
+    const [before, after] = pads[nd - 1];
+    const rows = n / rowOut;
+    const pos = new Array(nd - 1).fill(0);
+    for (let r = 0; r < rows; r++) {
       let off = 0, inside = true;
-      for (let d = 0; d < nd; d++) {
+      for (let d = 0; d < nd - 1; d++) {
         let c = pos[d] - pads[d][0];
         if (c < 0 || c >= v.shape[d]) {
           if (mode === 'constant') {
@@ -476,10 +446,17 @@ export class CpuBackend implements Backend {
         }
         off += c * inStrides[d];
       }
-      if (inside) out[i] = x[off];
-      for (let d = nd - 1; d >= 0 && ++pos[d] === outShape[d]; d--) pos[d] = 0;
+      if (inside) {
+        const o = r * rowOut;
+        out.set(x.subarray(off, off + rowIn), o + before);
+        if (mode === 'replicate') {
+          if (before) out.fill(x[off], o, o + before);
+          if (after) out.fill(x[off + rowIn - 1], o + before + rowIn, o + rowOut);
+        }
+      }
+      for (let d = nd - 2; d >= 0 && ++pos[d] === outShape[d]; d--) pos[d] = 0;
     }
-    return make(v.dtype, out as unknown as HostArray);
+    return make(v.dtype, out);
   }
   writeRegion(dst: View, src: View, starts: readonly number[]): void {
     const d = (dst.storage as CpuStorage).handle as Float32Array;
