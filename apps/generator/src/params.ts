@@ -50,7 +50,7 @@ export const DEFAULTS: Omit<GenerateParams, 'prompt'> = {
   teacacheThreshold: 0.15,
   magcacheThreshold: 0.1,
   magcacheMaxSkips: 2,
-  magcacheRetention: 0.2,
+  magcacheRetention: 0.25,
   crf: 16,
 };
 

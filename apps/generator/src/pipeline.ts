@@ -15,6 +15,10 @@ export interface TextConds {
   clipPooler: T.Tensor;
 }
 
+export interface JobNoise {
+  randn(shape: number[]): T.Tensor;
+}
+
 /** An RGB image, row-major HxWx3 uint8. */
 export interface RgbImage {
   width: number;
@@ -30,6 +34,8 @@ export interface SampleRequest {
   width: number;
   height: number;
   params: GenerateParams;
+  /** The job's noise source (from Components.noise), shared by every section. */
+  noise: JobNoise;
   onStep(step: number, totalSteps: number, denoised: T.Tensor): void;
   signal?: AbortSignal;
 }
@@ -53,8 +59,8 @@ export interface Components {
   bucket(height: number, width: number, resolution: number): [number, number];
   /** Denoise one section's window: (1, C, window, h, w). */
   sample(req: SampleRequest): Promise<T.Tensor>;
-  /** Initial-noise generator shared by every section of a job (torch-compatible). */
-  noise(seed: number): { randn(shape: number[]): T.Tensor };
+  /** The job's noise source, seeded once and shared by every section (torch-compatible). */
+  noise(seed: number): JobNoise;
   latentChannels: number;
 }
 
@@ -166,7 +172,7 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
           const t = performance.now();
           try {
             return await c.sample({
-              section, positive: pos, negative: neg, imageEmbeddings, width, height, params, signal: opts.signal,
+              section, positive: pos, negative: neg, imageEmbeddings, width, height, params, noise: generator, signal: opts.signal,
               onStep: (step, total, denoised) => {
                 stepsDone = section.index * params.steps + step + 1;
                 let preview: T.Tensor | undefined;

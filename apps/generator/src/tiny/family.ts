@@ -59,7 +59,7 @@ export const tinyConfigs = {
 /** Which safetensors file and storage dtype each weighted component uses (as the real repos do). */
 const components: { folder: keyof typeof tinyConfigs; file: string; dtype: T.DType; shapes: () => ShapeMap }[] = [
   { folder: 'transformer', file: 'diffusion_pytorch_model.safetensors', dtype: 'bf16', shapes: () => ditShapes(tinyConfigs.transformer) },
-  { folder: 'vae', file: 'diffusion_pytorch_model.safetensors', dtype: 'f16', shapes: () => vaeShapes(tinyConfigs.vae) },
+  { folder: 'vae', file: 'diffusion_pytorch_model.safetensors', dtype: 'f16', shapes: () => vaeShapes({ ...tinyConfigs.vae, block_out_channels: [...tinyConfigs.vae.block_out_channels] }) },
   { folder: 'text_encoder', file: 'model.safetensors', dtype: 'f16', shapes: () => llamaShapes(tinyConfigs.text_encoder) },
   { folder: 'text_encoder_2', file: 'model.safetensors', dtype: 'f16', shapes: () => clipTextShapes(tinyConfigs.text_encoder_2) },
   { folder: 'image_encoder', file: 'model.safetensors', dtype: 'bf16', shapes: () => siglipVisionShapes(tinyConfigs.image_encoder) },

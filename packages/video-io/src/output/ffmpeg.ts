@@ -74,7 +74,14 @@ export async function writeMp4(path: string, frames: FrameSource, opts: Mp4Optio
     for (let i = 0; i < count; i++) {
       const f = frames.frame(i);
       if (f.length !== width * height * 3) throw new FfmpegError(`frame ${i} has ${f.length} bytes, expected ${width * height * 3}`);
-      if (!child.stdin.write(f)) await new Promise<void>((r, j) => { child.stdin.once('drain', r); child.stdin.once('error', j); });
+      if (!child.stdin.write(f)) {
+        await new Promise<void>((resolve, reject) => {
+          const onError = (e: Error) => (child.stdin.off('drain', onDrain), reject(e));
+          const onDrain = () => (child.stdin.off('error', onError), resolve());
+          child.stdin.once('drain', onDrain);
+          child.stdin.once('error', onError);
+        });
+      }
     }
     child.stdin.end();
   } catch (e) {

@@ -1,0 +1,182 @@
+/**
+ * Binds the pipeline's `Components` to the real packages: model folders resolved from the Hugging Face cache (or the
+ * tiny family), loaded with each package's own loader, the sampler driving the DiT with the step-skip hooks.
+ */
+import { join } from 'node:path';
+import * as T from '@framepack/tensor-core';
+import { checkComponents, framepackComponents } from '@framepack/hub';
+import { HunyuanVideoTransformer3DModelPacked } from '@framepack/dit-model';
+import { HunyuanVideoVae } from '@framepack/vae-tiling';
+import {
+  ClipTextEncoder,
+  ClipTokenizer,
+  HUNYUAN_CROP_START,
+  HUNYUAN_PROMPT_TEMPLATE,
+  LlamaTextEncoder,
+  LlamaTokenizer,
+  SiglipVisionEncoder,
+  encodePromptConds,
+} from '@framepack/encoders';
+import { TorchGenerator, randn, sampleHunyuan, SamplingCancelledError, type ModelCallContext } from '@framepack/k-diffusion';
+import { MagCache, TeaCache, createBranchHooks, modelFamilyFor, type BranchHooks } from '@framepack/magcache';
+import { findNearestBucket, prepareInputImage } from '@framepack/video-io';
+import { GeneratorError, ModelsMissingError } from './errors.js';
+import { GenerationCancelledError, type LoopMode } from './section-loop.js';
+import type { Components, RgbImage, SampleRequest, TextConds } from './pipeline.js';
+import { ensureTinyModels } from './tiny/family.js';
+
+export interface LoadOptions {
+  /** The embedded tiny family instead of the real checkpoints. */
+  tiny?: boolean;
+  /** Which transformer (real models): the original I2V or the F1 checkpoint. */
+  mode?: LoopMode;
+  device?: T.DeviceType;
+  /** Compute dtype (default f32 on the CPU, bf16 on CUDA). */
+  dtype?: T.DType;
+  /** Hard device-memory cap in GiB (CUDA). */
+  vramBudgetGiB?: number;
+  /** Folder per component, overriding the resolution (e.g. local copies). */
+  paths?: Partial<Record<ComponentName, string>>;
+}
+
+type ComponentName = 'transformer' | 'vae' | 'text_encoder' | 'text_encoder_2' | 'tokenizer' | 'tokenizer_2' | 'image_encoder' | 'feature_extractor';
+
+/** Folders of every component: the tiny family's cache folder, or the HF cache (missing files -> one error). */
+export function resolveModelPaths(opts: LoadOptions): Record<ComponentName, string> {
+  if (opts.tiny) {
+    const root = ensureTinyModels();
+    const names: ComponentName[] = ['transformer', 'vae', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'image_encoder', 'feature_extractor'];
+    return Object.fromEntries(names.map((n) => [n, opts.paths?.[n] ?? join(root, n)])) as Record<ComponentName, string>;
+  }
+  const status = checkComponents(framepackComponents(opts.mode ?? 'original'));
+  const missing = status
+    .filter((s) => s.missing.length && !opts.paths?.[s.component.name as ComponentName])
+    .map((s) => ({ component: s.component.name, repo: s.component.repo, files: s.missing }));
+  if (missing.length) throw new ModelsMissingError(missing);
+  return Object.fromEntries(status.map((s) => [s.component.name, opts.paths?.[s.component.name as ComponentName] ?? s.path!])) as Record<ComponentName, string>;
+}
+
+/** Tokens of the template before the prompt: what encode_prompt_conds crops (95 for the real LLaMA-3 tokenizer). */
+function templateCropStart(tokenizer: LlamaTokenizer): number {
+  const prefix = HUNYUAN_PROMPT_TEMPLATE.slice(0, HUNYUAN_PROMPT_TEMPLATE.indexOf('{}'));
+  return tokenizer.encode(prefix, { padding: 'none' }).ids.length;
+}
+
+export async function loadComponents(opts: LoadOptions = {}): Promise<Components & { dispose(): void }> {
+  const device = opts.device ?? 'cpu';
+  if (device !== 'cpu' && !T.isDeviceAvailable(device)) {
+    throw new GeneratorError(`device ${device} is not available (no CUDA build of the tensor-core addon, or no GPU); use --device cpu`, 'BAD_PARAMS');
+  }
+  if (opts.vramBudgetGiB !== undefined && device === 'cpu') throw new GeneratorError('--vram-budget applies to --device cuda', 'BAD_PARAMS');
+  const dtype = opts.dtype ?? (device === 'cpu' ? 'f32' : 'bf16');
+  const paths = resolveModelPaths(opts);
+  const load = { device, dtype };
+  const dit = HunyuanVideoTransformer3DModelPacked.load(paths.transformer, load);
+  const vae = HunyuanVideoVae.load(paths.vae, load);
+  const llama = LlamaTextEncoder.load(paths.text_encoder, load);
+  const clip = ClipTextEncoder.load(paths.text_encoder_2, load);
+  const siglip = SiglipVisionEncoder.load(paths.image_encoder, { ...load, preprocessDir: paths.feature_extractor });
+  const llamaTokenizer = LlamaTokenizer.fromDir(paths.tokenizer);
+  const clipTokenizer = ClipTokenizer.fromDir(paths.tokenizer_2);
+  const cropStart = opts.tiny ? templateCropStart(llamaTokenizer) : HUNYUAN_CROP_START;
+  const ditDType = dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'bf16';
+
+  const components: Components & { dispose(): void } = {
+    latentChannels: 16,
+    describe: () => ({ family: opts.tiny ? 'framepack-tiny (NOT a real model)' : 'FramePack HunyuanVideo', mode: opts.mode ?? 'original', device, dtype, paths }),
+
+    async encodePrompt(prompt) {
+      const withTemplate = llamaTokenizer.encode(HUNYUAN_PROMPT_TEMPLATE.replace('{}', prompt), { padding: 'none' }).ids.length;
+      const tokens = withTemplate - cropStart;
+      const conds = encodePromptConds(prompt, { llama, clip, llamaTokenizer, clipTokenizer, cropStart });
+      return { ...conds, tokens: Math.min(tokens, 256), truncated: tokens > 256 };
+    },
+    async encodeImage(image) {
+      return siglip.encodeImage(image);
+    },
+    async vaeEncode(pixels) {
+      const e = vae.encode(pixels);
+      e.mean.dispose();
+      e.logvar.dispose();
+      return e.latents;
+    },
+    async vaeDecode(latents) {
+      const px = vae.decode(latents);
+      const f = T.cast(T.toDevice(px, 'cpu'), 'f32');
+      if (f !== px) px.dispose();
+      return f;
+    },
+    preview: (latents) => vae.previewRgb(latents),
+    async loadImage(path, resolution) {
+      const p = prepareInputImage(path, { resolution });
+      p.pixels.dispose();
+      return p.image as RgbImage;
+    },
+    bucket: (h, w, r) => findNearestBucket(h, w, r),
+    noise(seed) {
+      const generator = new TorchGenerator(seed);
+      return { randn: (shape) => randn(shape, generator), generator } as JobNoise;
+    },
+    async sample(req: SampleRequest) {
+      const { section: s, params: p } = req;
+      const hooks = makeHooks(p.cache, p, req.width, req.height, opts.mode ?? p.mode);
+      try {
+        type Cond = TextConds;
+        const model = (x: T.Tensor, timestep: T.Tensor, cond: Cond, ctx: ModelCallContext) =>
+          dit.forward(
+            {
+              hiddenStates: x, timestep, guidance: ctx.guidance!,
+              encoderHiddenStates: cond.llamaVec, encoderAttentionMask: cond.llamaMask, pooledProjections: cond.clipPooler,
+              imageEmbeddings: req.imageEmbeddings,
+              latentIndices: s.latentIndices,
+              cleanLatents: s.cleanLatents, cleanLatentIndices: s.cleanLatentIndices,
+              cleanLatents2x: s.cleanLatents2x, cleanLatentIndices2x: s.cleanLatent2xIndices,
+              cleanLatents4x: s.cleanLatents4x, cleanLatentIndices4x: s.cleanLatent4xIndices,
+            },
+            { stepSkip: hooks?.forBranch(ctx.branch), step: ctx.step, totalSteps: ctx.totalSteps },
+          );
+        return await sampleHunyuan<Cond>({
+          model, positive: req.positive, negative: req.negative,
+          width: req.width, height: req.height, frames: s.frames, steps: p.steps, cfg: p.cfg, gs: p.gs, rs: p.rs,
+          generator: sharedGenerator(req), dtype: ditDType, signal: req.signal,
+          callback: (info) => req.onStep(info.step, info.totalSteps, info.denoised),
+        });
+      } catch (e) {
+        if (e instanceof SamplingCancelledError) throw new GenerationCancelledError(s.index);
+        throw e;
+      } finally {
+        hooks?.dispose();
+      }
+    },
+    dispose() {
+      dit.dispose?.();
+      vae.dispose();
+      llama.dispose?.();
+      clip.dispose?.();
+      siglip.dispose?.();
+    },
+  };
+  return components;
+}
+
+/** The job's one torch-compatible generator, shared by the start latent (text-to-video) and every section's noise. */
+type JobNoise = { randn(shape: number[]): T.Tensor; generator: TorchGenerator };
+function sharedGenerator(req: SampleRequest): TorchGenerator {
+  return (req.noise as JobNoise).generator;
+}
+
+type Hook = TeaCache | MagCache;
+// The tiny family has no MagCache calibration of its own: it uses the real model's table (the point is the code path).
+function makeHooks(cache: string, p: SampleRequest['params'], width: number, height: number, mode: LoopMode): BranchHooks<Hook> | null {
+  if (cache === 'teacache') return createBranchHooks<Hook>(() => new TeaCache({ relL1Threshold: p.teacacheThreshold }));
+  if (cache === 'magcache') {
+    return createBranchHooks<Hook>(
+      () =>
+        new MagCache({
+          width, height, modelFamily: modelFamilyFor(mode === 'f1' ? 'F1' : 'Original'),
+          threshold: p.magcacheThreshold, maxConsecutiveSkips: p.magcacheMaxSkips, retentionRatio: p.magcacheRetention,
+        }),
+    );
+  }
+  return null;
+}
