@@ -1,6 +1,6 @@
 export { EncoderConfigError, CheckpointMismatchError, TokenizerError, EncoderInputError } from './errors.js';
 export { type LoadOptions, type WeightSpec, readConfigJson, openWeights, validateWeights } from './weights.js';
-export { LlamaTextEncoder, parseLlamaConfig, llamaInvFreq, llamaRopeTables, type LlamaConfig, type LlamaForwardOptions } from './llama.js';
+export { LlamaTextEncoder, parseLlamaConfig, llamaInvFreq, llamaRopeTables, type LlamaConfig, type LlamaForwardOptions, type LlamaLoadOptions } from './llama.js';
 export { ClipTextEncoder, parseClipTextConfig, type ClipTextConfig } from './clip-text.js';
 export { SiglipVisionEncoder, parseSiglipVisionConfig, readSiglipPreprocess, siglipPixelValues, type SiglipVisionConfig, type SiglipPreprocess } from './siglip.js';
 export { LlamaTokenizer, ClipTokenizer, clipTokenizerJson, type EncodeOptions, type TokenizedText, type LlamaTokenizerOptions } from './tokenizers.js';

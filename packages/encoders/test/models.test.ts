@@ -105,6 +105,10 @@ describe('LLaMA text encoder', () => {
     const ref = LlamaTextEncoder.fromWeights(llamaConfig(L), w);
     const x = ids([[1, 2, 3, 4, 5]]);
     expect(relErr(loaded.forward(x), ref.forward(x))).toBe(0);
+    const partial = LlamaTextEncoder.load(dir, { hiddenStateIndex: -3 }); // layers 0..0 of 3: FramePack's -3
+    expect(relErr(partial.forward(x, null, { hiddenStateIndex: -3 }), ref.forward(x, null, { hiddenStateIndex: -3 }))).toBe(0);
+    expect(() => partial.forward(x)).toThrow(/not loaded/);
+    expect(() => partial.forward(x, null, { hiddenStateIndex: 2 })).toThrow(/not loaded/);
     const f16 = LlamaTextEncoder.load(dir, { dtype: 'f16' });
     expect(f16.dtype).toBe('f16');
     expect(relErr(T.cast(f16.forward(x, null, { hiddenStateIndex: -3 }), 'f32'), ref.forward(x, null, { hiddenStateIndex: -3 }))).toBeLessThan(1e-2);
