@@ -1,7 +1,7 @@
 export * from './errors.js';
 export type { StepSkipContext, StepSkipHook } from './hook.js';
 export { roundHalfEven, roundDecimalsHalfEven } from './rounding.js';
-export { SkipStats, mergeStats, type SectionStats, type StepSkipStats } from './stats.js';
+export { SkipStats, mergeStats, formatSkipStats, type SectionStats, type StepSkipStats } from './stats.js';
 export { ResidualCacheHook } from './residual-cache.js';
 export {
   TeaCache,

@@ -32,7 +32,7 @@ export abstract class ResidualCacheHook implements StepSkipHook {
 
   shouldSkip(ctx: StepSkipContext): boolean {
     const { step, totalSteps } = ctx;
-    if (!Number.isInteger(totalSteps) || totalSteps < 1) throw new StepSkipStateError(`totalSteps must be a positive integer, got ${totalSteps}`);
+    if (!Number.isInteger(totalSteps) || totalSteps < 1) throw new StepSkipStateError(`totalSteps must be a positive integer, got ${totalSteps} (pass step and totalSteps to the DiT forward with the hook)`);
     if (!Number.isInteger(step) || step < 0 || step >= totalSteps) throw new StepSkipStateError(`step must be an integer in [0, ${totalSteps}), got ${step}`);
     if (step === 0 || this.#lastStep < 0) this.#beginSection();
     else if (step <= this.#lastStep) {

@@ -41,11 +41,12 @@ export class SkipStats {
       hits: this.#hits,
     };
   }
-  /** One line for logs, e.g. "MagCache skipped 12/25 steps (48.0%)". */
-  summary(name: string): string {
-    const pct = this.#requests === 0 ? 0 : (100 * this.#hits) / this.#requests;
-    return `${name} skipped ${this.#hits}/${this.#requests} steps (${pct.toFixed(1)}%)`;
-  }
+}
+
+/** One line for logs, e.g. "MagCache skipped 12/25 steps (48.0%)" (Studio logs hits/requests the same way). */
+export function formatSkipStats(name: string, s: StepSkipStats): string {
+  const pct = s.requests === 0 ? 0 : (100 * s.hits) / s.requests;
+  return `${name} skipped ${s.hits}/${s.requests} steps (${pct.toFixed(1)}%)`;
 }
 
 /** Stats of several hooks (one per CFG branch) added up, sections kept per hook in order. */

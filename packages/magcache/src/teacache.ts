@@ -38,16 +38,15 @@ export function polyval(coefficients: readonly number[], x: number): number {
   return y;
 }
 
-function meanAbs(x: Tensor): number {
-  return T.tidy(() => T.mean(T.reshape(T.abs(x), [x.numel]), 0).item());
-}
-
-/** mean(|a - b|) / mean(|b|), the division in f32 as the reference does it on f32 tensors before `.item()`. */
+/**
+ * mean(|a - b|) / mean(|b|) as the reference computes it: reductions and the division in the tensors' dtype, then
+ * read back once (`.item()`), so bf16 models get bf16-rounded distances like FramePack's.
+ */
 export function relativeL1(current: Tensor, previous: Tensor): number {
-  const num = T.tidy(() => meanAbs(T.sub(current, previous)));
-  const den = meanAbs(previous);
-  const q = num / den;
-  return current.dtype === 'f32' ? Math.fround(q) : q;
+  return T.tidy(() => {
+    const meanAbs = (x: Tensor) => T.mean(T.reshape(T.abs(x), [x.numel]), 0);
+    return T.div(meanAbs(T.sub(current, previous)), meanAbs(previous)).item();
+  });
 }
 
 export class TeaCache extends ResidualCacheHook {

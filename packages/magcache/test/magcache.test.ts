@@ -7,6 +7,7 @@ import {
   StepSkipOptionsError,
   StepSkipStateError,
   createBranchHooks,
+  formatSkipStats,
 } from '@framepack/magcache';
 import { drive } from './helpers.js';
 
@@ -111,6 +112,7 @@ describe('MagCache (FramePack-Studio state machine)', () => {
     expect(branches.positive.stats.sections[0].skippedSteps).toEqual(expected);
     expect(branches.negative.stats.sections[0].skippedSteps).toEqual(expected);
     expect(branches.stats()).toMatchObject({ requests: 50, hits: 24 });
+    expect(formatSkipStats('MagCache', branches.stats())).toBe('MagCache skipped 24/50 steps (48.0%)');
     // step 6 is skipped: each branch adds its own residual from step 5
     expect(outs.positive[6]).toBe(6 + 105);
     expect(outs.negative[6]).toBe(6 - 105);

@@ -15,7 +15,9 @@ describe('TeaCache (FramePack)', () => {
   it('relativeL1 = mean|a - b| / mean|b|', () => {
     const a = T.tensor([1, 2, -3], [3]);
     const b = T.tensor([2, 2, -1], [3]);
-    expect(relativeL1(a, b)).toBe(Math.fround(1 / (5 / 3)));
+    expect(relativeL1(a, b)).toBe(Math.fround(1 / Math.fround(5 / 3)));
+    // in bf16 the means and the quotient are bf16-rounded, as in the reference: 1 / 1.6640625 -> 0.6015625
+    expect(relativeL1(T.cast(a, 'bf16'), T.cast(b, 'bf16'))).toBe(0.6015625);
   });
 
   it('accumulates the rescaled distance and computes when it reaches the threshold', () => {
