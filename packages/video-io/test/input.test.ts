@@ -19,7 +19,7 @@ import {
   type ResampleFilter,
   type RgbImage,
 } from '@framepack/video-io';
-import { defaultGoldenDir, runGoldenDir } from '@framepack/golden-runner';
+import { defaultGoldenDir, runGoldenDir } from '../../../tooling/golden/src/index.js'; // by path: a dependency would make a cycle (the runner depends on us)
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixture = JSON.parse(readFileSync(join(here, 'fixtures/pillow-resize.json'), 'utf8')) as {
@@ -62,6 +62,24 @@ describe('readImage', () => {
       expect(Math.abs(img.data[i * 3 + 1] - 64)).toBeLessThanOrEqual(2);
       expect(Math.abs(img.data[i * 3 + 2] - 32)).toBeLessThanOrEqual(2);
     }
+  });
+  const jpegs = JSON.parse(readFileSync(join(here, 'fixtures/pillow-jpeg.json'), 'utf8')).cases as Record<string, { jpeg: string; pil: string; width: number; height: number }>;
+  for (const [name, c] of Object.entries(jpegs))
+    it(`JPEG ${name} decodes to Pillow's convert('RGB') pixels${name.startsWith('cmyk') ? ' within 1 level' : ' exactly'}`, () => {
+      const img = readImage(b64(c.jpeg));
+      expect([img.width, img.height]).toEqual([c.width, c.height]);
+      const ref = b64(c.pil);
+      let worst = 0;
+      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(img.data[i] - ref[i]));
+      expect(worst).toBeLessThanOrEqual(name.startsWith('cmyk') ? 1 : 0); // CMYK goes through jpeg-js
+    });
+  it('keeps decoding after a corrupt JPEG', () => {
+    const c = jpegs.rgb_q90_420;
+    const bytes = b64(c.jpeg);
+    const broken = bytes.slice(0, 200);
+    broken.fill(0xff, 20, 200);
+    expect(() => readImage(broken)).toThrow(ImageReadError);
+    expect(Buffer.from(readImage(bytes).data).equals(Buffer.from(b64(c.pil)))).toBe(true);
   });
   it('fails with ImageReadError on missing, empty, unsupported and corrupt input', () => {
     expect(() => readImage('/nonexistent/x.png')).toThrow(ImageReadError);

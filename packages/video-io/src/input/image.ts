@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { decode as turboDecode } from '@cwasm/jpeg-turbo';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { ImageReadError } from './errors.js';
@@ -34,6 +35,30 @@ function dropAlpha(rgba: Uint8Array, w: number, h: number): Uint8Array {
 }
 
 /**
+ * JPEG through libjpeg-turbo (WebAssembly, default settings: islow IDCT, fancy chroma upsampling), which is what
+ * PIL uses, so the pixels match the reference bit for bit. CMYK/YCCK files (which turbojpeg cannot convert
+ * to RGB) and files it rejects go to jpeg-js, a pure-JS decoder.
+ */
+function decodeJpeg(bytes: Uint8Array, path?: string): RgbImage {
+  let turboError: string;
+  try {
+    const img = turboDecode(bytes);
+    if (img.width > 0 && img.height > 0) return { width: img.width, height: img.height, data: dropAlpha(new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), img.width, img.height) };
+    turboError = 'no pixels';
+  } catch (e) {
+    turboError = (e as Error).message;
+  }
+  let img: { width: number; height: number; data: Uint8Array };
+  try {
+    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 200, maxMemoryUsageInMB: 2048 });
+  } catch (e) {
+    throw new ImageReadError(`corrupt or unsupported JPEG (${turboError}; ${(e as Error).message})`, path);
+  }
+  if (!img.width || !img.height || img.data.length !== img.width * img.height * 3) throw new ImageReadError('the JPEG decoded to no usable pixels', path);
+  return { width: img.width, height: img.height, data: img.data };
+}
+
+/**
  * Decode a PNG or JPEG (bytes or a file path) into RGB. Grayscale and palette images are expanded to RGB,
  * alpha is dropped (PIL convert('RGB') semantics). Anything else fails with an ImageReadError naming the
  * problem.
@@ -61,16 +86,7 @@ export function readImage(source: string | Uint8Array): RgbImage {
     if (!png.width || !png.height) throw new ImageReadError('the PNG has no pixels', path);
     return { width: png.width, height: png.height, data: dropAlpha(png.data, png.width, png.height) };
   }
-  if (kind === 'jpeg') {
-    let img: { width: number; height: number; data: Uint8Array };
-    try {
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 200, maxMemoryUsageInMB: 2048 });
-    } catch (e) {
-      throw new ImageReadError(`corrupt or unsupported JPEG (${(e as Error).message})`, path);
-    }
-    if (!img.width || !img.height || img.data.length !== img.width * img.height * 3) throw new ImageReadError('the JPEG decoded to no usable pixels', path);
-    return { width: img.width, height: img.height, data: img.data };
-  }
+  if (kind === 'jpeg') return decodeJpeg(bytes, path);
   throw new ImageReadError(`unsupported image format (${kind}); use PNG or JPEG`, path);
 }
 
