@@ -1,0 +1,147 @@
+// The GPU check run by tooling/device/gpu-test.sh on the device machine: every CUDA op against the CPU backend,
+// flash vs generic attention at a larger size, then benchmarks as JSON lines (attention TFLOP/s at the DiT shapes,
+// GEMM through T.linear vs the same cuBLASLt call made directly, elementwise bandwidth). Files go to $OUT.
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as T from '@framepack/tensor-core';
+import { relL2, runCudaChecks } from '../../packages/tensor-core/test/cuda-checks.js';
+
+const OUT = process.env.OUT ?? '.';
+const benchFile = join(OUT, 'bench.jsonl');
+writeFileSync(benchFile, '');
+const emit = (o: Record<string, unknown>) => {
+  const line = JSON.stringify(o);
+  console.log(line);
+  appendFileSync(benchFile, line + '\n');
+};
+
+if (!T.isDeviceAvailable('cuda')) {
+  try {
+    T.backendFor('cuda');
+  } catch (e) {
+    console.error(`no CUDA: ${(e as Error).message}`);
+  }
+  process.exit(2);
+}
+const info = T.cudaDeviceInfo();
+const lt = T.cublasLtInfo();
+emit({ kind: 'device', ...info, cublasLt: lt.version, cublasLtPath: lt.path });
+
+// ---------------------------------------------------------------- 1. op checks
+const only = process.argv.includes('--bench-only');
+let failed = 0;
+if (!only) {
+  const t0 = performance.now();
+  const res = runCudaChecks((r) => {
+    if (!r.pass) console.log(`FAIL ${r.name}: rel-L2 ${r.err} (limit ${r.limit})`);
+  });
+  writeFileSync(join(OUT, 'checks.jsonl'), res.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  failed = res.filter((r) => !r.pass).length;
+  const worst = Object.entries(
+    res.reduce<Record<string, number>>((m, r) => {
+      const dt = /(bf16|f16|f32)$/.exec(r.name)?.[1] ?? 'exact';
+      m[dt] = Math.max(m[dt] ?? 0, r.err);
+      return m;
+    }, {}),
+  );
+  emit({ kind: 'op-checks', total: res.length, failed, worstByDtype: Object.fromEntries(worst), seconds: (performance.now() - t0) / 1000 });
+}
+
+// ---------------------------------------------------------------- timing helper
+function time(fn: () => void, iters: number, warm = 3): number {
+  for (let i = 0; i < warm; i++) T.tidy(fn);
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const a = T.CudaEvent.create().record();
+    T.tidy(fn);
+    const b = T.CudaEvent.create().record();
+    b.synchronize();
+    times.push(a.elapsedMs(b));
+    a.dispose();
+    b.dispose();
+  }
+  times.sort((x, y) => x - y);
+  return times[Math.floor(times.length / 2)];
+}
+const rnd = (shape: number[], dtype: T.DType = 'bf16', scale = 1) => {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const host = new Float32Array(n);
+  for (let i = 0; i < n; i++) host[i] = (Math.random() * 2 - 1) * scale;
+  return T.tensor(host, shape, { dtype, device: 'cuda' });
+};
+
+// ---------------------------------------------------------------- 2. flash vs generic attention (larger sizes)
+for (const [L, D, masked] of [[2048, 128, true], [1500, 72, false], [1024, 64, true]] as const) {
+  T.tidy(() => {
+    const q = rnd([1, 4, L, D]), k = rnd([1, 4, L + 77, D]), v = rnd([1, 4, L + 77, D]);
+    const m = new Uint8Array(L + 77).map((_, j) => (j < L + 40 ? 1 : 0));
+    const mask = masked ? T.tensor(m, [1, 1, 1, L + 77], { dtype: 'bool', device: 'cuda' }) : null;
+    const fl = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+    process.env.FRAMEPACK_ATTN_GENERIC = '1';
+    const ge = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+    delete process.env.FRAMEPACK_ATTN_GENERIC;
+    const err = relL2(fl, ge);
+    if (!(err < 1e-2)) failed++;
+    emit({ kind: 'attention-flash-vs-generic', L, D, masked, relL2: err, pass: err < 1e-2 });
+  });
+}
+
+// ---------------------------------------------------------------- 3. attention benchmark at the DiT shapes
+// FramePack 13B: 24 heads x 128, joint sequence S = image + text tokens (320x320: 5585, 640x640: 19385)
+for (const S of [5585, 19385]) {
+  T.tidy(() => {
+    const q = rnd([1, 24, S, 128]), k = rnd([1, 24, S, 128]), v = rnd([1, 24, S, 128]);
+    const ms = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 5 : 10);
+    const flop = 4 * 24 * S * S * 128;
+    emit({ kind: 'attention', S, heads: 24, headDim: 128, dtype: 'bf16', ms, tflops: flop / (ms * 1e-3) / 1e12 });
+    // with a key-padding mask (the DiT masks padded text tokens)
+    const mask = T.tensor(new Uint8Array(S).map((_, j) => (j < S - 200 ? 1 : 0)), [1, 1, 1, S], { dtype: 'bool', device: 'cuda' });
+    const msm = time(() => T.scaledDotProductAttention(q, k, v, { mask }), S > 10000 ? 5 : 10);
+    emit({ kind: 'attention-masked', S, heads: 24, headDim: 128, dtype: 'bf16', ms: msm, tflops: flop / (msm * 1e-3) / 1e12 });
+  });
+}
+
+// ---------------------------------------------------------------- 4. GEMM: T.linear vs direct cuBLASLt
+const backend = T.backendFor('cuda') as T.CudaBackend;
+for (const S of [5585, 19385]) {
+  for (const [name, N, K] of [['qkv', 9216, 3072], ['mlp-up', 12288, 3072], ['mlp-down', 3072, 12288], ['single-linear1', 21504, 3072], ['single-linear2', 3072, 15360]] as const) {
+    T.tidy(() => {
+      const x = rnd([S, K]), w = rnd([N, K], 'bf16', 0.02), b = rnd([N]);
+      const ms = time(() => T.linear(x, w, b), 10);
+      // the same GEMM straight into a preallocated output (cuBLASLt's own rate, no allocation or JS op layer)
+      const out = T.zeros([S, N], { device: 'cuda', dtype: 'bf16' });
+      const p = (t: T.Tensor) => (t.view.storage.handle as { ptr: number }).ptr;
+      const raw = time(() => backend.addon.gemm(p(x), p(w), p(b), p(out), 2, S, N, K, 1, 0, 0, 0, true), 10);
+      const flop = 2 * S * N * K;
+      emit({ kind: 'gemm', name, M: S, N, K, ms, tflops: flop / (ms * 1e-3) / 1e12, cublasLtMs: raw, cublasLtTflops: flop / (raw * 1e-3) / 1e12, ratio: raw / ms });
+    });
+  }
+}
+
+// ---------------------------------------------------------------- 5. memory-bound kernels
+T.tidy(() => {
+  const S = 19385, D = 3072;
+  const x = rnd([1, S, D]), y = rnd([1, S, D]), sc = rnd([1, 1, D]), w = rnd([D]);
+  const bytes = S * D * 2;
+  const add = time(() => T.add(x, y), 20);
+  emit({ kind: 'elementwise', op: 'add bf16', ms: add, gbps: (3 * bytes) / (add * 1e-3) / 1e9 });
+  const mod = time(() => T.mul(x, sc), 20);
+  emit({ kind: 'elementwise', op: 'mul broadcast bf16', ms: mod, gbps: (2 * bytes) / (mod * 1e-3) / 1e9 });
+  const ln = time(() => T.layerNorm(x, null, null, 1e-6), 20);
+  emit({ kind: 'elementwise', op: 'layerNorm bf16', ms: ln, gbps: (2 * bytes) / (ln * 1e-3) / 1e9 });
+  const rms = time(() => T.rmsNorm(T.reshape(x, [S * 24, 128]), T.slice(w, 0, 0, 128), 1e-6), 20);
+  emit({ kind: 'elementwise', op: 'rmsNorm(128) bf16', ms: rms, gbps: (2 * bytes) / (rms * 1e-3) / 1e9 });
+  const g = time(() => T.gelu(x, 'tanh'), 20);
+  emit({ kind: 'elementwise', op: 'gelu_tanh bf16', ms: g, gbps: (2 * bytes) / (g * 1e-3) / 1e9 });
+});
+T.tidy(() => {
+  // VAE-like conv3d: 128 -> 128 channels, 3x3x3, 5 x 80 x 80
+  const x = rnd([1, 128, 5, 80, 80]), w = rnd([128, 128, 3, 3, 3], 'bf16', 0.05);
+  const ms = time(() => T.conv3d(x, w, null, { padding: 1 }), 5);
+  const flop = 2 * 128 * 128 * 27 * 5 * 80 * 80;
+  emit({ kind: 'conv3d', shape: '1x128x5x80x80 k3', ms, tflops: flop / (ms * 1e-3) / 1e12 });
+});
+const st = T.cudaAllocatorStats();
+emit({ kind: 'allocator', ...st });
+console.log(`gpu-check: ${failed} failed`);
+process.exit(failed ? 1 : 0);
