@@ -2,7 +2,8 @@
 /** `framepack`: generate videos, manage models (and, when the queue package is present, run jobs from a queue). */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { writeFileSync } from 'node:fs';
+import { realpathSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { checkComponents, framepackComponents, hubCacheDir, pullComponents } from '@framepack/hub';
 import { encodePng } from '@framepack/video-io';
 import { GeneratorError } from './errors.js';
@@ -160,5 +161,6 @@ export async function main(argv = process.argv): Promise<void> {
   }
 }
 
-const isMain = process.argv[1] && /cli\.(ts|js|cjs|mjs)$/.test(process.argv[1]);
-if (isMain) void main();
+// Run only when this file is the entry point (not when imported, e.g. by tests).
+const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
+if (entry && entry === realpathSync(fileURLToPath(import.meta.url))) void main();
