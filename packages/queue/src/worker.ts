@@ -71,6 +71,7 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
   private jobsDone = 0;
   private lastRecover = 0;
   private running: Promise<void> | null = null;
+  private looping = false;
 
   constructor(opts: WorkerOptions<P>) {
     super();
@@ -98,6 +99,7 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
   /** Runs until stop() (or maxJobs / exitWhenIdle). Recovers dead workers' jobs first. */
   run(): Promise<void> {
     if (this.running) return this.running;
+    this.stopping = 'no';
     this.running = this.loop().finally(() => {
       this.running = null;
     });
@@ -106,6 +108,7 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
 
   private async loop(): Promise<void> {
     registerLiveOwner(this.owner.id);
+    this.looping = true;
     const onAdded = () => this.wake?.();
     this.o.queue.events.on('added', onAdded);
     try {
@@ -128,6 +131,7 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
       }
     } finally {
       this.o.queue.events.off('added', onAdded);
+      this.looping = false;
       unregisterLiveOwner(this.owner.id);
     }
   }
@@ -154,13 +158,15 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
 
   /** Claims and runs one job; undefined when the queue is empty. */
   async runOnce(): Promise<JobOutcome | undefined> {
-    registerLiveOwner(this.owner.id);
-    const job = this.o.queue.claim(this.owner, this.o.leaseMs);
-    if (!job) return undefined;
+    const standalone = !this.looping;
+    if (standalone) registerLiveOwner(this.owner.id);
     try {
+      const job = this.o.queue.claim(this.owner, this.o.leaseMs);
+      if (!job) return undefined;
+      this.jobsDone++;
       return await this.execute(job);
     } finally {
-      this.jobsDone++;
+      if (standalone) unregisterLiveOwner(this.owner.id);
     }
   }
 
