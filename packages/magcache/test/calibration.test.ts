@@ -37,6 +37,30 @@ describe('MagCache calibration', () => {
     expect(() => residualChange(cur, T.zeros([1, 4]))).toThrow(StepSkipStateError);
   });
 
+  it('residualChange agrees with a float64 computation on random residuals', () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+    const [B, L, C] = [2, 37, 8];
+    const a = Float32Array.from({ length: B * L * C }, rnd);
+    const b = Float32Array.from({ length: B * L * C }, rnd);
+    const ratios: number[] = [], cos: number[] = [];
+    for (let tok = 0; tok < B * L; tok++) {
+      let na = 0, nb = 0, dot = 0;
+      for (let c = 0; c < C; c++) {
+        const x = a[tok * C + c], y = b[tok * C + c];
+        na += x * x; nb += y * y; dot += x * y;
+      }
+      ratios.push(Math.sqrt(na) / Math.sqrt(nb));
+      cos.push(1 - dot / (Math.sqrt(na) * Math.sqrt(nb)));
+    }
+    const mean = ratios.reduce((p, q) => p + q, 0) / ratios.length;
+    const std = Math.sqrt(ratios.reduce((p, q) => p + (q - mean) ** 2, 0) / (ratios.length - 1));
+    const c = residualChange(T.tensor(a, [B, L, C]), T.tensor(b, [B, L, C]));
+    expect(c.normRatio).toBeCloseTo(mean, 5);
+    expect(c.normStd).toBeCloseTo(std, 5);
+    expect(c.cosDistance).toBeCloseTo(cos.reduce((p, q) => p + q, 0) / cos.length, 5);
+  });
+
   it('records every step and rounds ratios to 5 decimals half-even', () => {
     const cal = new MagCacheCalibrator({ modelFamily: 'Original', width: 320, height: 448 });
     // uniform scales 1 -> 129/128 -> 129/128 * 1.5 -> ... ; ratios exactly 1.0078125 (tie: 1.00781), 1.5, 0.25
