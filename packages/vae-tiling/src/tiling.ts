@@ -242,39 +242,47 @@ export function temporalTiles(
   const lens = starts.map((s, k) => frames(Math.min(plan.tile, F - s)) - (k > 0 ? 1 : 0));
   // blend_t extent between tile k-1 and k: min(a.len, b.len, blend) (a is tile k-1 after its own blends).
   const ext = lens.map((L, k) => (k > 0 ? Math.max(0, Math.min(lens[k - 1], L, plan.blend)) : 0));
-  const [B, C, , H, W] = out.shape;
   let offset = 0;
-  let prevTail: Tensor | null = null;
+  // The previous tile's last frames, per spatial region (regions repeat from tile to tile): each is freed as
+  // soon as the same region of the next tile has used it, so at most about one frame-set of them is alive.
+  let prevTails = new Map<string, Tensor>();
+  const key = (y0: number, x0: number) => `${y0},${x0}`;
   try {
     for (let k = 0; k < starts.length; k++) {
       const L = lens[k];
       if (L <= 0) continue; // a one-frame tail tile loses its only frame: it contributes nothing
       const keep = Math.min(k === 0 ? plan.keepFirst : plan.keep, L, plan.out - offset);
       const eIn = ext[k], eOut = k + 1 < starts.length ? ext[k + 1] : 0;
-      const nextTail: Tensor | null = eOut > 0 ? T.zeros([B, C, eOut, H, W], { dtype: out.dtype, device: out.device }) : null;
+      const nextTails = new Map<string, Tensor>();
       const tile = T.slice(x, 2, starts[k], starts[k] + plan.tile);
       const o = offset;
       try {
         process(tile, (region, y0, x0) => {
           T.tidy(() => {
             const r = k > 0 ? T.slice(region, 2, 1) : region;
-            if (eIn > 0 && prevTail) {
-              const prev = cropHW(prevTail, y0, r.shape[3], x0, r.shape[4]);
+            if (eIn > 0) {
+              const prev = prevTails.get(key(y0, x0));
+              if (!prev || prev.shape[3] !== r.shape[3] || prev.shape[4] !== r.shape[4]) throw new Error(`internal: no matching tail for region ${key(y0, x0)}`);
               blendInto(prev, r, 2, eIn, eIn);
+              prev.dispose();
+              prevTails.delete(key(y0, x0));
             }
-            if (nextTail) T.writeRegion(nextTail, T.slice(r, 2, L - eOut, L), [0, 0, 0, y0, x0]);
+            if (eOut > 0) nextTails.set(key(y0, x0), T.keep(T.clone(T.slice(r, 2, L - eOut, L))));
             if (keep > 0) T.writeRegion(out, T.slice(r, 2, 0, keep), [0, 0, frameOffset + o, y0, x0]);
           });
         });
+      } catch (e) {
+        for (const t of nextTails.values()) t.dispose();
+        throw e;
       } finally {
         tile.dispose();
       }
-      prevTail?.dispose();
-      prevTail = nextTail;
+      for (const t of prevTails.values()) t.dispose();
+      prevTails = nextTails;
       offset += Math.max(0, keep);
     }
   } finally {
-    prevTail?.dispose();
+    for (const t of prevTails.values()) t.dispose();
   }
   if (offset !== plan.out) throw new Error(`internal: temporal tiles filled ${offset} of ${plan.out} frames`);
 }
