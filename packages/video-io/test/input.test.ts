@@ -11,6 +11,7 @@ import {
   findNearestBucket,
   ImageReadError,
   imageToTensor,
+  jpegDecoder,
   prepareInputImage,
   pyRound,
   readImage,
@@ -73,6 +74,7 @@ describe('readImage', () => {
       for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(img.data[i] - ref[i]));
       expect(worst).toBeLessThanOrEqual(name.startsWith('cmyk') ? 1 : 0); // CMYK goes through jpeg-js
     });
+  it('uses libjpeg-turbo here', () => expect(jpegDecoder()).toBe('libjpeg-turbo'));
   it('keeps decoding after a corrupt JPEG', () => {
     const c = jpegs.rgb_q90_420;
     const bytes = b64(c.jpeg);

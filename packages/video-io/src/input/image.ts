@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { decode as turboDecode } from '@cwasm/jpeg-turbo';
+import { createRequire } from 'node:module';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { ImageReadError } from './errors.js';
@@ -34,19 +34,46 @@ function dropAlpha(rgba: Uint8Array, w: number, h: number): Uint8Array {
   return out;
 }
 
+type TurboDecode = (b: Uint8Array) => { width: number; height: number; data: Uint8ClampedArray };
+let turbo: TurboDecode | null | undefined;
+/**
+ * The wasm decoder, loaded on first use: it reads its .wasm file beside its own module, so a bundle that does
+ * not ship it (or a platform without WebAssembly) falls back to jpeg-js instead of failing at import.
+ */
+function turboDecoder(): TurboDecode | null {
+  if (turbo === undefined) {
+    try {
+      const name = '@cwasm/jpeg-turbo'; // not a literal require: bundlers leave it to the runtime
+      const req = typeof require === 'function' ? require : createRequire(import.meta.url);
+      turbo = (req(name) as { decode: TurboDecode }).decode;
+    } catch {
+      turbo = null;
+    }
+  }
+  return turbo;
+}
+
+/** Which decoder JPEGs go through first here: 'libjpeg-turbo' (PIL-exact) or 'jpeg-js' (when the wasm is missing). */
+export function jpegDecoder(): 'libjpeg-turbo' | 'jpeg-js' {
+  return turboDecoder() ? 'libjpeg-turbo' : 'jpeg-js';
+}
+
 /**
  * JPEG through libjpeg-turbo (WebAssembly, default settings: islow IDCT, fancy chroma upsampling), which is what
  * PIL uses, so the pixels match the reference bit for bit. CMYK/YCCK files (which turbojpeg cannot convert
  * to RGB) and files it rejects go to jpeg-js, a pure-JS decoder.
  */
 function decodeJpeg(bytes: Uint8Array, path?: string): RgbImage {
-  let turboError: string;
-  try {
-    const img = turboDecode(bytes);
-    if (img.width > 0 && img.height > 0) return { width: img.width, height: img.height, data: dropAlpha(new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), img.width, img.height) };
-    turboError = 'no pixels';
-  } catch (e) {
-    turboError = (e as Error).message;
+  let turboError = 'libjpeg-turbo (@cwasm/jpeg-turbo) is not available';
+  const turboDecode = turboDecoder();
+  if (turboDecode) {
+    try {
+      const img = turboDecode(bytes);
+      if (img.width > 0 && img.height > 0) return { width: img.width, height: img.height, data: dropAlpha(new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), img.width, img.height) };
+      turboError = 'no pixels';
+    } catch (e) {
+      turboError = (e as Error).message;
+    }
   }
   let img: { width: number; height: number; data: Uint8Array };
   try {

@@ -1,4 +1,4 @@
 export { ImageReadError } from './errors.js';
-export { readImage, findNearestBucket, cropImage, pyRound, BUCKET_OPTIONS, type RgbImage } from './image.js';
+export { readImage, jpegDecoder, findNearestBucket, cropImage, pyRound, BUCKET_OPTIONS, type RgbImage } from './image.js';
 export { resizeImage, type ResampleFilter } from './resample.js';
 export { resizeAndCenterCrop, imageToTensor, prepareInputImage, type PreparedImage } from './prepare.js';
