@@ -3,3 +3,4 @@ export * from './types.js';
 export { Queue, isPidAlive, type QueueOptions, type JobOwner, type RecoveredJob, type QueueEvents } from './queue.js';
 export { Worker, JobAbortedError, type WorkerOptions, type JobOutcome, type AbortKind, type WorkerEvents } from './worker.js';
 export { jsonParams, parseSubmission, parseJobOptions, applyAssignments, type Submission, type Base64File } from './params.js';
+export { startQueueServer, createQueueHandler, isLoopback, HttpError, type QueueServer, type QueueServerOptions } from './http.js';
