@@ -8,7 +8,7 @@ import { checkComponents, framepackComponents, hubCacheDir, pullComponents } fro
 import { encodePng } from '@framepack/video-io';
 import { GeneratorError } from './errors.js';
 import { HunyuanVideoGenerator } from './generator.js';
-import { DEFAULTS, type GenerateParams } from './params.js';
+import { DEFAULTS, resolveParams, type GenerateParams } from './params.js';
 import type { ProgressEvent } from './pipeline.js';
 import { previewToRgb } from './preview.js';
 
@@ -68,6 +68,7 @@ export function buildProgram(): Command {
         ...(typeof o.teacache === 'string' ? { teacacheThreshold: number(o.teacache) } : {}),
         ...(typeof o.magcache === 'string' ? { magcacheThreshold: number(o.magcache) } : {}),
       };
+      resolveParams(params); // bad parameters fail before any model is loaded
       const log = (line: string) => (o.json ? undefined : process.stderr.write(`${line}\n`));
       if (o.tiny) log('framepack: using the embedded tiny test models; the video is NOT meaningful (it only exercises the pipeline)');
       const gen = await HunyuanVideoGenerator.load({ tiny: !!o.tiny, mode: o.mode, device: o.device, vramBudgetGiB: o.vramBudget });
@@ -106,7 +107,11 @@ export function buildProgram(): Command {
         });
         bar?.stop();
         if (o.json) process.stdout.write(`${JSON.stringify({ event: 'done', ...result })}\n`);
-        else log(`framepack: wrote ${result.files.join(', ')} (${result.frames} frames, ${result.width}x${result.height}, ${result.timings.total.toFixed(1)} s)`);
+        else {
+          if (result.promptTruncated) log('framepack: the prompt was longer than 256 LLaMA tokens and was truncated to its first 256');
+          if (result.stepSkipping) log(`framepack: ${result.stepSkipping.text}`);
+          log(`framepack: wrote ${result.files.join(', ')} (${result.frames} frames, ${result.width}x${result.height}, ${result.timings.total.toFixed(1)} s)`);
+        }
       } finally {
         bar?.stop();
         process.off('SIGINT', onSignal);

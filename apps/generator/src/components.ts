@@ -18,8 +18,8 @@ import {
   encodePromptConds,
 } from '@framepack/encoders';
 import { TorchGenerator, randn, sampleHunyuan, SamplingCancelledError, type ModelCallContext } from '@framepack/k-diffusion';
-import { MagCache, TeaCache, createBranchHooks, modelFamilyFor, type BranchHooks } from '@framepack/magcache';
-import { findNearestBucket, prepareInputImage } from '@framepack/video-io';
+import { MagCache, TeaCache, createBranchHooks, formatSkipStats, modelFamilyFor, type BranchHooks } from '@framepack/magcache';
+import { ImageReadError, findNearestBucket, prepareInputImage } from '@framepack/video-io';
 import { GeneratorError, ModelsMissingError } from './errors.js';
 import { GenerationCancelledError, type LoopMode } from './section-loop.js';
 import type { Components, RgbImage, SampleRequest, TextConds } from './pipeline.js';
@@ -108,9 +108,14 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<Components
     },
     preview: (latents) => vae.previewRgb(latents),
     async loadImage(path, resolution) {
-      const p = prepareInputImage(path, { resolution });
-      p.pixels.dispose();
-      return p.image as RgbImage;
+      try {
+        const p = prepareInputImage(path, { resolution });
+        p.pixels.dispose();
+        return p.image as RgbImage;
+      } catch (e) {
+        if (e instanceof ImageReadError) throw new GeneratorError(`cannot use the image ${path}: ${e.message}`, 'BAD_IMAGE', { path });
+        throw e;
+      }
     },
     bucket: (h, w, r) => findNearestBucket(h, w, r),
     noise(seed) {
@@ -145,7 +150,11 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<Components
         if (e instanceof SamplingCancelledError) throw new GenerationCancelledError(s.index);
         throw e;
       } finally {
-        hooks?.dispose();
+        if (hooks) {
+          const st = hooks.stats();
+          req.onStats?.({ requests: st.requests, hits: st.hits, text: formatSkipStats(p.cache, st) });
+          hooks.dispose();
+        }
       }
     },
     dispose() {

@@ -20,6 +20,7 @@ export interface FilesResult {
   frames: number;
   sections: number;
   promptTruncated: boolean;
+  stepSkipping?: { requests: number; hits: number; text: string };
   timings: Record<string, number>;
 }
 
@@ -55,8 +56,8 @@ export class HunyuanVideoGenerator {
         },
       });
       try {
-        const files = await output.complete({ ...meta(), frames: r.frames, width: r.width, height: r.height, sections: r.sections, timings: r.timings, promptTruncated: r.promptTruncated });
-        return { files, width: r.width, height: r.height, frames: r.frames, sections: r.sections, promptTruncated: r.promptTruncated, timings: r.timings };
+        const files = await output.complete({ ...meta(), frames: r.frames, width: r.width, height: r.height, sections: r.sections, timings: r.timings, promptTruncated: r.promptTruncated, stepSkipping: r.stepSkipping });
+        return { files, width: r.width, height: r.height, frames: r.frames, sections: r.sections, promptTruncated: r.promptTruncated, stepSkipping: r.stepSkipping, timings: r.timings };
       } finally {
         r.pixels.dispose();
       }

@@ -37,6 +37,8 @@ export interface SampleRequest {
   /** The job's noise source (from Components.noise), shared by every section. */
   noise: JobNoise;
   onStep(step: number, totalSteps: number, denoised: T.Tensor): void;
+  /** Step-skipping outcome of this section (TeaCache/MagCache), e.g. 'MagCache skipped 7/25 steps (28.0%)'. */
+  onStats?(summary: { requests: number; hits: number; text: string }): void;
   signal?: AbortSignal;
 }
 
@@ -96,6 +98,8 @@ export interface JobResult {
   frames: number;
   sections: number;
   promptTruncated: boolean;
+  /** With --teacache/--magcache: model calls decided and skipped over the job. */
+  stepSkipping?: { requests: number; hits: number; text: string };
   timings: Record<string, number>;
 }
 
@@ -164,6 +168,13 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
     mark('encode', tEnc);
 
     // 2. the section loop
+    let stepSkipping: JobResult['stepSkipping'];
+    const onStats = (st: { requests: number; hits: number; text: string }) => {
+      const requests = (stepSkipping?.requests ?? 0) + st.requests;
+      const hits = (stepSkipping?.hits ?? 0) + st.hits;
+      const name = params.cache === 'teacache' ? 'TeaCache' : 'MagCache';
+      stepSkipping = { requests, hits, text: `${name} skipped ${hits}/${requests} model calls (${((100 * hits) / Math.max(1, requests)).toFixed(1)}%)` };
+    };
     const { latents, pixels } = await runSectionLoop(
       { mode: params.mode, startLatent, windowSize: params.window, sections, endLatent, endStrength: params.endStrength, startIsImage: !!image },
       {
@@ -172,7 +183,7 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
           const t = performance.now();
           try {
             return await c.sample({
-              section, positive: pos, negative: neg, imageEmbeddings, width, height, params, noise: generator, signal: opts.signal,
+              section, positive: pos, negative: neg, imageEmbeddings, width, height, params, noise: generator, signal: opts.signal, onStats,
               onStep: (step, total, denoised) => {
                 stepsDone = section.index * params.steps + step + 1;
                 let preview: T.Tensor | undefined;
@@ -208,7 +219,7 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
     if (frames !== expected) throw new Error(`internal: ${frames} frames decoded, ${expected} expected`);
     timings.total = (performance.now() - t0) / 1000;
     progress({ stage: 'done', section: sections - 1, step: params.steps });
-    return { pixels, width, height, frames, sections, promptTruncated: pos.truncated, timings };
+    return { pixels, width, height, frames, sections, promptTruncated: pos.truncated, stepSkipping, timings };
   } catch (e) {
     if (e instanceof GenerationCancelledError) throw new GeneratorError(e.message, 'CANCELLED', { sectionsDone: e.sectionsDone });
     throw e;
