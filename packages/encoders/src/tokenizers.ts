@@ -24,6 +24,18 @@ function readJson(p: string, what: string): Record<string, any> {
     throw new TokenizerError(`${what} is not valid JSON (${(e as Error).message})`, p);
   }
 }
+/**
+ * tokenizer_config.json with special_tokens_map.json laid over it (transformers' from_pretrained lets the map
+ * override the config's special tokens).
+ */
+function readTokenizerConfig(dir: string): Record<string, any> {
+  const cp = join(dir, 'tokenizer_config.json'), sp = join(dir, 'special_tokens_map.json');
+  const config = existsSync(cp) ? readJson(cp, 'tokenizer_config.json') : {};
+  const map = existsSync(sp) ? readJson(sp, 'special_tokens_map.json') : {};
+  for (const [k, v] of Object.entries(map)) if (k.endsWith('_token') && v !== null) config[k] = v;
+  return config;
+}
+
 /** tokenizer_config.json stores special tokens as strings or AddedToken dicts. */
 function tokenString(v: unknown): string | null {
   if (typeof v === 'string') return v;
@@ -104,8 +116,7 @@ export class LlamaTokenizer extends SpecialsTokenizer {
   static fromDir(dir: string, opts: LlamaTokenizerOptions = {}): LlamaTokenizer {
     const tj = join(dir, 'tokenizer.json');
     if (!existsSync(tj)) throw new TokenizerError('no tokenizer.json in this folder (the LLaMA tokenizer needs the fast-tokenizer file)', dir);
-    const cp = join(dir, 'tokenizer_config.json');
-    return LlamaTokenizer.fromJson(readJson(tj, 'tokenizer.json'), existsSync(cp) ? readJson(cp, 'tokenizer_config.json') : {}, opts, dir);
+    return LlamaTokenizer.fromJson(readJson(tj, 'tokenizer.json'), readTokenizerConfig(dir), opts, dir);
   }
   static fromJson(tokenizerJson: Record<string, any>, config: Record<string, any> = {}, opts: LlamaTokenizerOptions = {}, where = 'tokenizer'): LlamaTokenizer {
     let tok: Tokenizer;
@@ -174,8 +185,8 @@ export function clipTokenizerJson(vocab: Record<string, number>, merges: string[
  */
 export class ClipTokenizer extends SpecialsTokenizer {
   static fromDir(dir: string): ClipTokenizer {
-    const vp = join(dir, 'vocab.json'), mp = join(dir, 'merges.txt'), tj = join(dir, 'tokenizer.json'), cp = join(dir, 'tokenizer_config.json');
-    const config = existsSync(cp) ? readJson(cp, 'tokenizer_config.json') : {};
+    const vp = join(dir, 'vocab.json'), mp = join(dir, 'merges.txt'), tj = join(dir, 'tokenizer.json');
+    const config = readTokenizerConfig(dir);
     if (existsSync(vp) && existsSync(mp)) {
       const vocab = readJson(vp, 'vocab.json') as Record<string, number>;
       const merges = readFileSync(mp, 'utf8').trim().split('\n').slice(1, CLIP_MAX_MERGES + 1);

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -26,6 +26,11 @@ describe('LLaMA-3 tokenizer (tokenizer.json + tokenizer_config.json)', () => {
     expect(e.attentionMask).toEqual([1, 1, 1, 0, 0, 0]);
     expect(tok.encode('Hello world Hello world', { maxLength: 3, padding: 'max_length', truncation: true }).ids).toEqual([128000, 9906, 1917]);
     expect(tok.encode('Hello world Hello world', { maxLength: 3, truncation: false }).ids.length).toBe(5);
+    // special_tokens_map.json (as HF folders ship it) supplies the pad token over tokenizer_config.json
+    const d = mkdtempSync(join(tmpdir(), 'llama-tok-'));
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) writeFileSync(join(d, f), readFileSync(join(llama3Dir(), f)));
+    writeFileSync(join(d, 'special_tokens_map.json'), JSON.stringify({ bos_token: { content: '<|begin_of_text|>' }, pad_token: '<|eot_id|>' }));
+    expect(LlamaTokenizer.fromDir(d).encode('Hello', { maxLength: 3, padding: 'max_length' }).ids).toEqual([128000, 9906, 128009]);
     const noPad = LlamaTokenizer.fromDir(llama3Dir());
     expect(() => noPad.encode('x', { maxLength: 4, padding: 'max_length' })).toThrow(TokenizerError);
     expect(() => LlamaTokenizer.fromDir(mkdtempSync(join(tmpdir(), 'llama-none-')))).toThrow(/no tokenizer.json/);
