@@ -94,11 +94,11 @@ export class HunyuanVideoVae {
     const device = opts.device ?? 'cpu';
     if (!FLOAT.includes(dtype)) throw new VaeConfigError(`VAE dtype must be one of ${FLOAT.join(', ')}, got ${dtype}`);
     if (!existsSync(dirOrFile)) throw new VaeConfigError(`${dirOrFile} does not exist; pass the diffusers VAE folder (config.json + safetensors) or a .safetensors file`);
-    if (statSync(dirOrFile).isDirectory()) {
-      const { config, weights } = readPretrained(dirOrFile, { dtype, device });
-      return new HunyuanVideoVae(opts.config ? validateConfig(opts.config) : config, weights, device, dtype);
-    }
     let config = opts.config ? validateConfig({ ...opts.config }) : undefined;
+    if (statSync(dirOrFile).isDirectory() && !config) {
+      const { config: fromJson, weights } = readPretrained(dirOrFile, { dtype, device });
+      return new HunyuanVideoVae(fromJson, weights, device, dtype);
+    }
     const beside = join(dirname(dirOrFile), 'config.json');
     if (!config && existsSync(beside)) {
       try {
