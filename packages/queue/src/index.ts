@@ -4,3 +4,4 @@ export { Queue, isPidAlive, type QueueOptions, type JobOwner, type RecoveredJob,
 export { Worker, JobAbortedError, type WorkerOptions, type JobOutcome, type AbortKind, type WorkerEvents } from './worker.js';
 export { jsonParams, parseSubmission, parseJobOptions, applyAssignments, type Submission, type Base64File } from './params.js';
 export { startQueueServer, createQueueHandler, isLoopback, HttpError, type QueueServer, type QueueServerOptions } from './http.js';
+export { registerQueueCommands, defaultQueuePath, formatTable, formatJob, type QueueCommandDeps } from './cli.js';

@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Queue, QueueConfigError, ValidationError, Worker, startQueueServer, type JobRunner, type QueueServer } from '@framepack/queue';
-import { tempDir, waitFor } from './helpers.js';
+import { tempDir } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
 let q: Queue;
@@ -30,7 +30,10 @@ afterEach(async () => {
   t.cleanup();
 });
 
-const api = (path: string, init: RequestInit = {}) => fetch(srv.url + path, { ...init, headers: { ...auth, ...(init.headers ?? {}) } });
+/** fetch's Response with an untyped json() for terse assertions. */
+type Res = Omit<Response, 'json'> & { json(): Promise<any> };
+const api = (path: string, init: RequestInit = {}): Promise<Res> =>
+  fetch(srv.url + path, { ...init, headers: { ...auth, ...(init.headers ?? {}) } }) as Promise<Res>;
 const post = (path: string, body: unknown) => api(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('HTTP API', () => {
@@ -41,7 +44,7 @@ describe('HTTP API', () => {
 
   it('requires the bearer token', async () => {
     expect((await fetch(srv.url + '/jobs')).status).toBe(401);
-    const bad = await fetch(srv.url + '/jobs', { headers: { authorization: 'Bearer nope' } });
+    const bad = (await fetch(srv.url + '/jobs', { headers: { authorization: 'Bearer nope' } })) as Res;
     expect(bad.status).toBe(401);
     expect((await bad.json()).error).toMatch(/bearer token/);
     expect((await api('/health')).status).toBe(200);
@@ -84,7 +87,7 @@ describe('HTTP API', () => {
   });
 
   it('answers bad input with 4xx JSON and keeps serving', async () => {
-    const cases: [Promise<Response>, number, RegExp][] = [
+    const cases: [Promise<Res>, number, RegExp][] = [
       [api('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' }), 400, /not valid JSON/],
       [post('/jobs', { prompt: 'forgot the envelope' }), 400, /unknown field/],
       [post('/jobs', { params: { prompt: '' } }), 400, /prompt: is required/],
