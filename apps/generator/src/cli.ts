@@ -23,6 +23,12 @@ const integer = (v: string) => {
   return n;
 };
 
+/** `path` or `path:weight` (the weight is the text after the last colon when it is a number). */
+function collectLora(value: string, previous: { path: string; weight: number }[]) {
+  const m = /^(.*):(-?\d+(?:\.\d+)?)$/.exec(value);
+  return [...previous, m ? { path: m[1], weight: Number(m[2]) } : { path: value, weight: 1 }];
+}
+
 export function buildProgram(): Command {
   const program = new Command('framepack')
     .description('FramePack image-to-video (HunyuanVideo packed DiT) in Node')
@@ -32,7 +38,8 @@ export function buildProgram(): Command {
     .command('generate')
     .description('generate a video from an image (or from text alone) and a prompt')
     .option('-i, --image <path>', 'start image (PNG/JPEG); omit for text-to-video')
-    .requiredOption('-p, --prompt <text>', 'what happens in the video')
+    .requiredOption('-p, --prompt <text>', 'what happens in the video; timestamped: "[0s: a cat sits] [2s: it stands up]" (see @framepack/prompt-blender)')
+    .option('--prompt-blend <sections>', 'timestamped prompts: blend width at each change, in sections', integer, DEFAULTS.promptBlendSections)
     .option('-n, --negative-prompt <text>', 'negative prompt (used only when --cfg > 1)', DEFAULTS.negativePrompt)
     .option('-o, --out <path>', 'output MP4 (written as <name>.partial.mp4 until the job completes)', 'framepack.mp4')
     .option('--png-frames <dir>', 'also write the final frames as PNGs here (works without ffmpeg)')
@@ -56,6 +63,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--device <device>', 'compute device').choices(['cpu', 'cuda']).default('cpu'))
     .option('--vram-budget <GiB>', 'hard cap on device memory (CUDA)', number)
     .option('--preview <png>', 'keep writing a latent->RGB preview of the current step to this PNG')
+    .option('--lora <path[:weight]>', 'merge a LoRA (diffusers/PEFT, kohya/musubi or original HunyuanVideo names); repeatable', collectLora, [])
     .option('--tiny', 'use the embedded tiny test models (fast, no download; the video is NOT meaningful)')
     .option('--json', 'print progress and the result as JSON lines')
     .action(async (o) => {
@@ -63,7 +71,7 @@ export function buildProgram(): Command {
       const params: Partial<GenerateParams> = {
         image: o.image, endImage: o.endImage, endStrength: o.endStrength, prompt: o.prompt, negativePrompt: o.negativePrompt,
         seconds: o.seconds, mode: o.mode, steps: o.steps, gs: o.gs, cfg: o.cfg, rs: o.rs, seed: o.seed, window: o.window,
-        resolution: o.resolution, crf: o.crf, magcacheMaxSkips: o.magcacheMaxSkips, magcacheRetention: o.magcacheRetention,
+        resolution: o.resolution, crf: o.crf, magcacheMaxSkips: o.magcacheMaxSkips, promptBlendSections: o.promptBlend, magcacheRetention: o.magcacheRetention,
         cache: o.teacache ? 'teacache' : o.magcache ? 'magcache' : 'none',
         ...(typeof o.teacache === 'string' ? { teacacheThreshold: number(o.teacache) } : {}),
         ...(typeof o.magcache === 'string' ? { magcacheThreshold: number(o.magcache) } : {}),
@@ -71,7 +79,10 @@ export function buildProgram(): Command {
       resolveParams(params); // bad parameters fail before any model is loaded
       const log = (line: string) => (o.json ? undefined : process.stderr.write(`${line}\n`));
       if (o.tiny) log('framepack: using the embedded tiny test models; the video is NOT meaningful (it only exercises the pipeline)');
-      const gen = await HunyuanVideoGenerator.load({ tiny: !!o.tiny, mode: o.mode, device: o.device, vramBudgetGiB: o.vramBudget });
+      const gen = await HunyuanVideoGenerator.load({ tiny: !!o.tiny, mode: o.mode, device: o.device, vramBudgetGiB: o.vramBudget, loras: o.lora });
+      for (const l of (gen.models.loras ?? []) as { path: string; format: string; modules: number; unmatched: number }[]) {
+        log(`framepack: LoRA ${l.path} (${l.format}): ${l.modules} module(s) merged${l.unmatched ? `, ${l.unmatched} key(s) unmatched` : ''}`);
+      }
       const controller = new AbortController();
       const onSignal = () => {
         log('\nframepack: stopping after the current step (press Ctrl-C again to quit now)');

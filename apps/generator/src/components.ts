@@ -5,7 +5,9 @@
 import { join } from 'node:path';
 import * as T from '@framepack/tensor-core';
 import { checkComponents, framepackComponents } from '@framepack/hub';
-import { HunyuanVideoTransformer3DModelPacked } from '@framepack/dit-model';
+import { HunyuanVideoTransformer3DModelPacked, readConfigFile } from '@framepack/dit-model';
+import { LoraError, LoraStack, loadLora, shapesOf, withLoras } from '@framepack/lora';
+import { openCheckpoint } from '@framepack/safetensors';
 import { HunyuanVideoVae } from '@framepack/vae-tiling';
 import {
   ClipTextEncoder,
@@ -35,6 +37,8 @@ export interface LoadOptions {
   dtype?: T.DType;
   /** Hard device-memory cap in GiB (CUDA). */
   vramBudgetGiB?: number;
+  /** LoRAs merged into the transformer as its weights are read (several, each with its own weight). */
+  loras?: { path: string; weight: number }[];
   /** Folder per component, overriding the resolution (e.g. local copies). */
   paths?: Partial<Record<ComponentName, string>>;
 }
@@ -56,6 +60,26 @@ export function resolveModelPaths(opts: LoadOptions): Record<ComponentName, stri
   return Object.fromEntries(status.map((s) => [s.component.name, opts.paths?.[s.component.name as ComponentName] ?? s.path!])) as Record<ComponentName, string>;
 }
 
+/** The DiT, with LoRAs merged as each weight is read from the checkpoint (nothing unmerged is kept in memory). */
+function loadTransformer(dir: string, load: { device: T.DeviceType; dtype: T.DType }, loras: { path: string; weight: number }[]) {
+  if (!loras.length) return { dit: HunyuanVideoTransformer3DModelPacked.load(dir, load), loraReport: [] };
+  const ckpt = openCheckpoint(dir);
+  try {
+    const stack = new LoraStack(
+      shapesOf(ckpt),
+      loras.map((l) => ({ lora: loadLora(l.path), weight: l.weight })),
+    );
+    const report = stack.report.loras.map((r, i) => ({ path: loras[i].path, weight: loras[i].weight, format: r.format, modules: r.applied.length, unmatched: r.unmatched.length }));
+    const dit = HunyuanVideoTransformer3DModelPacked.fromWeights(readConfigFile(join(dir, 'config.json')), withLoras(ckpt, stack), load);
+    return { dit, loraReport: report };
+  } catch (e) {
+    if (e instanceof LoraError) throw new GeneratorError(`LoRA: ${e.message}`, 'BAD_PARAMS', { param: 'lora' });
+    throw e;
+  } finally {
+    ckpt.close();
+  }
+}
+
 /** Tokens of the template before the prompt: what encode_prompt_conds crops (95 for the real LLaMA-3 tokenizer). */
 function templateCropStart(tokenizer: LlamaTokenizer): number {
   const prefix = HUNYUAN_PROMPT_TEMPLATE.slice(0, HUNYUAN_PROMPT_TEMPLATE.indexOf('{}'));
@@ -71,7 +95,7 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<Components
   const dtype = opts.dtype ?? (device === 'cpu' ? 'f32' : 'bf16');
   const paths = resolveModelPaths(opts);
   const load = { device, dtype };
-  const dit = HunyuanVideoTransformer3DModelPacked.load(paths.transformer, load);
+  const { dit, loraReport } = loadTransformer(paths.transformer, load, opts.loras ?? []);
   const vae = HunyuanVideoVae.load(paths.vae, load);
   const llama = LlamaTextEncoder.load(paths.text_encoder, load);
   const clip = ClipTextEncoder.load(paths.text_encoder_2, load);
@@ -83,7 +107,7 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<Components
 
   const components: Components & { dispose(): void } = {
     latentChannels: 16,
-    describe: () => ({ family: opts.tiny ? 'framepack-tiny (NOT a real model)' : 'FramePack HunyuanVideo', mode: opts.mode ?? 'original', device, dtype, paths }),
+    describe: () => ({ family: opts.tiny ? 'framepack-tiny (NOT a real model)' : 'FramePack HunyuanVideo', mode: opts.mode ?? 'original', device, dtype, paths, loras: loraReport }),
 
     async encodePrompt(prompt) {
       const withTemplate = llamaTokenizer.encode(HUNYUAN_PROMPT_TEMPLATE.replace('{}', prompt), { padding: 'none' }).ids.length;

@@ -67,6 +67,11 @@ export class HunyuanVideoGenerator {
     }
   }
 
+  /** What was loaded: family, paths, device, dtype, merged LoRAs. */
+  get models(): Record<string, unknown> {
+    return this.components.describe();
+  }
+
   /** Free the model weights. */
   dispose(): void {
     this.components.dispose();

@@ -32,6 +32,8 @@ export interface GenerateParams {
   magcacheRetention: number;
   /** x264 CRF of the MP4. */
   crf: number;
+  /** Timestamped prompts: width of the blend at each prompt change, in sections (0 = switch at once). */
+  promptBlendSections: number;
 }
 
 export const DEFAULTS: Omit<GenerateParams, 'prompt'> = {
@@ -52,6 +54,7 @@ export const DEFAULTS: Omit<GenerateParams, 'prompt'> = {
   magcacheMaxSkips: 2,
   magcacheRetention: 0.25,
   crf: 16,
+  promptBlendSections: 2,
 };
 
 function num(v: unknown, name: string, check: (n: number) => boolean, rule: string): number {
@@ -85,6 +88,7 @@ export function resolveParams(input: Partial<GenerateParams> & { prompt?: string
   p.magcacheMaxSkips = int(p.magcacheMaxSkips, 'magcacheMaxSkips', 0, 100);
   p.magcacheRetention = real(p.magcacheRetention, 'magcacheRetention', 0, 1);
   p.crf = int(p.crf, 'crf', 0, 51);
+  p.promptBlendSections = int(p.promptBlendSections, 'promptBlendSections', 0, 100);
   if (p.endImage && p.mode !== 'original') throw new GeneratorError('an end image is only supported in the original (inverted) mode: its first section generates the end of the video', 'BAD_PARAMS', { param: 'endImage' });
   if (p.endImage && !p.image) throw new GeneratorError('an end image needs a start image (--image)', 'BAD_PARAMS', { param: 'endImage' });
   return p;

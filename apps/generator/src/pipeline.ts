@@ -4,6 +4,7 @@
  * in components.ts, so this file is only the FramePack worker's control flow.
  */
 import * as T from '@framepack/tensor-core';
+import { parsePromptSchedule, sectionConditioning, PromptBlenderError } from '@framepack/prompt-blender';
 import { GeneratorError } from './errors.js';
 import type { GenerateParams } from './params.js';
 import { expectedPixelFrames, GenerationCancelledError, runSectionLoop, totalSections, type SectionInputs } from './section-loop.js';
@@ -136,15 +137,32 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
   const disposables: T.Tensor[] = [];
   const own = <X extends T.Tensor>(t: X) => (disposables.push(t), t);
   try {
-    const pos = await c.encodePrompt(params.prompt);
-    own(pos.llamaVec), own(pos.llamaMask), own(pos.clipPooler);
-    let neg: TextConds;
+    // Prompts: a plain prompt conditions every section; timestamped ones are blended per section (prompt-blender),
+    // each unique prompt encoded once.
+    const schedule = parsePromptSchedule(params.prompt, { videoSeconds: params.seconds });
+    let truncated = false;
+    const encoded: TextConds[] = [];
+    const positives = await sectionConditioning(
+      schedule,
+      { mode: params.mode, totalSections: sections, latentWindowSize: params.window, fps: 30, blendSections: params.promptBlendSections, startIsImage: !!params.image },
+      async (prompt) => {
+        const e = await c.encodePrompt(prompt);
+        truncated ||= e.truncated;
+        encoded.push(e);
+        return e;
+      },
+    );
+    const sectionsConds: TextConds[] = positives.map((p) => ({ llamaVec: p.llamaVec, llamaMask: p.llamaMask, clipPooler: p.clipPooler }));
+    for (const e of encoded) own(e.llamaVec), own(e.llamaMask), own(e.clipPooler);
+    for (const p of sectionsConds) own(p.llamaVec), own(p.llamaMask), own(p.clipPooler);
+    let negativeFor: (pos: TextConds) => TextConds;
     if (params.cfg === 1) {
-      // FramePack: no negative pass at cfg 1, zeros with the positive mask
-      neg = { llamaVec: own(T.zeros(pos.llamaVec.shape, { dtype: pos.llamaVec.dtype })), llamaMask: pos.llamaMask, clipPooler: own(T.zeros(pos.clipPooler.shape, { dtype: pos.clipPooler.dtype })) };
+      // FramePack: no negative pass at cfg 1 (the sampler never calls it); zeros with the positive mask
+      negativeFor = (pos) => ({ llamaVec: own(T.zerosLike(pos.llamaVec)), llamaMask: pos.llamaMask, clipPooler: own(T.zerosLike(pos.clipPooler)) });
     } else {
       const n = await c.encodePrompt(params.negativePrompt);
-      neg = { llamaVec: own(n.llamaVec), llamaMask: own(n.llamaMask), clipPooler: own(n.clipPooler) };
+      const neg = { llamaVec: own(n.llamaVec), llamaMask: own(n.llamaMask), clipPooler: own(n.clipPooler) };
+      negativeFor = () => neg;
     }
     const imageEmbeddings = own(await c.encodeImage(image ?? black(height, width)));
     let startLatent: T.Tensor;
@@ -183,7 +201,7 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
           const t = performance.now();
           try {
             return await c.sample({
-              section, positive: pos, negative: neg, imageEmbeddings, width, height, params, noise: generator, signal: opts.signal, onStats,
+              section, positive: sectionsConds[section.index], negative: negativeFor(sectionsConds[section.index]), imageEmbeddings, width, height, params, noise: generator, signal: opts.signal, onStats,
               onStep: (step, total, denoised) => {
                 stepsDone = section.index * params.steps + step + 1;
                 let preview: T.Tensor | undefined;
@@ -219,9 +237,10 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
     if (frames !== expected) throw new Error(`internal: ${frames} frames decoded, ${expected} expected`);
     timings.total = (performance.now() - t0) / 1000;
     progress({ stage: 'done', section: sections - 1, step: params.steps });
-    return { pixels, width, height, frames, sections, promptTruncated: pos.truncated, stepSkipping, timings };
+    return { pixels, width, height, frames, sections, promptTruncated: truncated, stepSkipping, timings };
   } catch (e) {
     if (e instanceof GenerationCancelledError) throw new GeneratorError(e.message, 'CANCELLED', { sectionsDone: e.sectionsDone });
+    if (e instanceof PromptBlenderError) throw new GeneratorError(`prompt: ${e.message}`, 'BAD_PARAMS', { param: 'prompt' });
     throw e;
   } finally {
     for (const t of new Set(disposables)) t.dispose();

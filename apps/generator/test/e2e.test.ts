@@ -108,3 +108,26 @@ describe('HunyuanVideoGenerator on the tiny family', () => {
   });
 });
 
+
+describe('LoRA and timestamped prompts through the generator', () => {
+  it('merges a LoRA into the tiny DiT and blends per-section prompts', async () => {
+    const T = await import('@framepack/tensor-core');
+    const { writeSafetensors } = await import('@framepack/safetensors');
+    const lora = join(work, 'tiny-lora.safetensors');
+    const r = 2;
+    writeSafetensors(lora, {
+      'transformer.transformer_blocks.0.attn.to_q.lora_A.weight': T.full([r, 32], 0.05),
+      'transformer.transformer_blocks.0.attn.to_q.lora_B.weight': T.full([32, r], 0.05),
+    });
+    const gen = await HunyuanVideoGenerator.load({ tiny: true, loras: [{ path: lora, weight: 0.7 }] });
+    try {
+      expect(gen.models.loras).toEqual([{ path: lora, weight: 0.7, format: 'diffusers', modules: 1, unmatched: 0 }]);
+      const out = await gen.generate({ ...quick, image, prompt: '[0s: a boat drifts] [0.4s: the boat sinks]' });
+      expect(out.frames).toBe(25);
+      out.pixels.dispose();
+      await expect(gen.generate({ ...quick, image, prompt: '[0s: a boat' })).rejects.toMatchObject({ code: 'BAD_PARAMS' });
+    } finally {
+      gen.dispose();
+    }
+  }, 240_000);
+});
