@@ -4,7 +4,7 @@ import * as T from '@framepack/tensor-core';
 import type { DeviceType, DType, Tensor } from '@framepack/tensor-core';
 import { openCheckpoint, type TensorSource } from '@framepack/safetensors';
 import { type BlockContext, dualBlockModulatedInput, dualStreamBlock, singleStreamBlock } from './blocks.js';
-import { type DiTConfig, innerDim, parseConfig, readConfigFile, validateConfig } from './config.js';
+import { type DiTConfig, parseConfig, readConfigFile } from './config.js';
 import { imageProjection, patchEmbed, timeTextEmbed } from './embeddings.js';
 import { DiTConfigError, DiTInputError } from './errors.js';
 import { poolRopeGrid, ropeCosSin, ropeGrid, type RopeSpec } from './rope.js';
@@ -333,8 +333,9 @@ interface Shape {
   imageTokens: number;
 }
 
+/** parseConfig takes diffusers (snake_case) and camelCase keys alike, so a DiTConfig passes through it too. */
 function toConfig(c: Record<string, unknown> | DiTConfig): DiTConfig {
-  return 'inChannels' in c && 'ropeAxesDim' in c && !('in_channels' in c) ? validateConfig(c as DiTConfig) : parseConfig(c as Record<string, unknown>);
+  return parseConfig(c as unknown as Record<string, unknown>);
 }
 
 /** Integer positions per batch row, read on the host (index bookkeeping, not a hot path). */
