@@ -147,7 +147,6 @@ describe('HunyuanVideoVae', () => {
     expect(y.shape).toEqual([1, 3, 3, 16, 16]);
     const frames = [0, 1, 2].map((f) => vae.decode(T.slice(z, 2, f, f + 1)));
     expect(relL2(y.toFloat32Array(), T.cat(frames, 2).toFloat32Array())).toBeLessThan(1e-7);
-    expect(relL2(y.toFloat32Array(), vae.decode(z, { tiling: false }).toFloat32Array().slice(0, y.numel))).toBeGreaterThan(1e-3);
   });
   it('draws the posterior sample with the caller noise: (mean + exp(logvar / 2) * noise) * scaling factor', () => {
     const x = randTensor([1, 3, 5, 16, 8], 7);
