@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { JobNotFoundError, JobStateError, QueueDatabaseError, ValidationError } from './errors.js';
 import { SCHEMA_VERSION, migrate } from './schema.js';
+import { isProcessAlive } from './process-identity.js';
 import {
   FINISHED_STATUSES,
   JOB_STATUSES,
@@ -34,6 +35,8 @@ export interface JobOwner {
   id: string;
   host: string;
   pid: number;
+  /** Process start stamp (see processStartId) so a reused pid is not taken for the dead worker. */
+  start?: string | null;
 }
 
 /** A running job whose worker was found dead, and what recovery did with it. */
@@ -60,16 +63,6 @@ export function registerLiveOwner(owner: string): void {
 }
 export function unregisterLiveOwner(owner: string): void {
   liveOwnersInProcess.delete(owner);
-}
-
-/** Whether a process with this pid exists on this host (EPERM means it exists but belongs to someone else). */
-export function isPidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 type Row = Record<string, unknown>;
@@ -123,7 +116,7 @@ export class Queue {
                  VALUES (?, 'queued', ?, ?, ?, ?, ?) RETURNING *`),
       get: p('SELECT * FROM jobs WHERE id = ?'),
       statusOf: p('SELECT status, owner FROM jobs WHERE id = ?'),
-      claim: p(`UPDATE jobs SET status = 'running', owner = ?, owner_host = ?, owner_pid = ?, lease_until = ?,
+      claim: p(`UPDATE jobs SET status = 'running', owner = ?, owner_host = ?, owner_pid = ?, owner_start = ?, lease_until = ?,
                   heartbeat_at = ?, attempts = attempts + 1, started_at = ?, updated_at = ?, finished_at = NULL,
                   progress = '{"fraction":0}'
                 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY priority DESC, id LIMIT 1)
@@ -133,7 +126,7 @@ export class Queue {
                    WHERE id = ? AND owner = ? AND status = 'running'`),
       output: p(`UPDATE jobs SET outputs = json_insert(outputs, '$[#]', json(?)), updated_at = ?
                  WHERE id = ? AND owner = ? AND status = 'running'`),
-      running: p(`SELECT id, owner, owner_host, owner_pid, lease_until, attempts, max_attempts FROM jobs WHERE status = 'running'`),
+      running: p(`SELECT id, owner, owner_host, owner_pid, owner_start, lease_until, attempts, max_attempts FROM jobs WHERE status = 'running'`),
       counts: p('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status'),
     };
   }
@@ -254,7 +247,7 @@ export class Queue {
       }
       const row = this.conn
         .prepare(`UPDATE jobs SET status = 'queued', attempts = 0, error = NULL, owner = NULL, owner_host = NULL,
-                    owner_pid = NULL, lease_until = NULL, heartbeat_at = NULL, started_at = NULL, finished_at = NULL,
+                    owner_pid = NULL, owner_start = NULL, lease_until = NULL, heartbeat_at = NULL, started_at = NULL, finished_at = NULL,
                     progress = '{"fraction":0}', updated_at = ?
                   WHERE id = ? RETURNING *`)
         .get(Date.now(), id) as Row;
@@ -287,7 +280,7 @@ export class Queue {
   claim(owner: JobOwner, leaseMs: number): Job | undefined {
     return this.tx(() => {
       const now = Date.now();
-      const row = this.st.claim!.get(owner.id, owner.host, owner.pid, now + leaseMs, now, now, now) as Row | undefined;
+      const row = this.st.claim!.get(owner.id, owner.host, owner.pid, owner.start ?? null, now + leaseMs, now, now, now) as Row | undefined;
       return row ? toJob(row) : undefined;
     });
   }
@@ -378,21 +371,22 @@ export class Queue {
   }
 
   /**
-   * Re-queues running jobs whose worker is gone: on this host, when the owner's pid no longer exists (or, for
-   * this very process, the owner is no live worker); on another host, when its lease expired. A job that has used
+   * Re-queues running jobs whose worker is gone: on this host, when the owner's process no longer exists (its pid
+   * is gone or now belongs to a process with another start stamp; for this very process, when the owner is no
+   * live worker); on another host, when its lease expired. A job that has used
    * all its attempts is failed instead. Safe to call from several workers at once (each update re-checks the owner).
    */
   recover(now = Date.now()): RecoveredJob[] {
     const host = hostname();
     const candidates = this.st.running!.all() as {
-      id: number; owner: string | null; owner_host: string | null; owner_pid: number | null;
+      id: number; owner: string | null; owner_host: string | null; owner_pid: number | null; owner_start: string | null;
       lease_until: number | null; attempts: number; max_attempts: number;
     }[];
     const dead = candidates.filter((r) => {
       if (!r.owner) return true;
       if (r.owner_host === host && r.owner_pid !== null) {
         if (r.owner_pid === process.pid) return !liveOwnersInProcess.has(r.owner);
-        return !isPidAlive(r.owner_pid);
+        return !isProcessAlive(r.owner_pid, r.owner_start);
       }
       return r.lease_until === null || r.lease_until < now;
     });

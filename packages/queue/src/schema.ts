@@ -23,6 +23,7 @@ const MIGRATIONS: Record<number, string> = {
       owner         TEXT,
       owner_host    TEXT,
       owner_pid     INTEGER,
+      owner_start   TEXT,
       lease_until   INTEGER,
       heartbeat_at  INTEGER,
       created_at    INTEGER NOT NULL,

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isRetryable, ValidationError } from './errors.js';
+import { processStartId } from './process-identity.js';
 import { registerLiveOwner, unregisterLiveOwner, type JobOwner, type Queue } from './queue.js';
 import type { Job, JobContext, JobParams, JobProgress, JobRunner, ParamsValidator } from './types.js';
 
@@ -84,7 +85,12 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
       if (!Number.isFinite(v) || v < 0) throw new ValidationError('must be a non-negative number', k);
     }
     if (this.o.leaseMs < 1000) throw new ValidationError('must be at least 1000 ms', 'leaseMs');
-    this.owner = { id: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`, host: hostname(), pid: process.pid };
+    this.owner = {
+      id: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+      host: hostname(),
+      pid: process.pid,
+      start: processStartId(process.pid),
+    };
   }
 
   private log(line: string): void {

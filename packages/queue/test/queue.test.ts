@@ -2,8 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobNotFoundError, JobStateError, Queue, QueueDatabaseError, ValidationError, isPidAlive } from '@framepack/queue';
+import { JobNotFoundError, JobStateError, Queue, QueueDatabaseError, ValidationError, isPidAlive, isProcessAlive, processStartId } from '@framepack/queue';
 import { tempDir } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -39,6 +40,10 @@ describe('Queue basics', () => {
   });
 
   it('uses WAL and rejects bad options', () => {
+    const raw = new DatabaseSync(t.db, { readOnly: true });
+    expect(raw.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
+    expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 1 });
+    raw.close();
     expect(() => q.add([] as never)).toThrow(ValidationError);
     expect(() => q.add({}, { maxAttempts: 0 })).toThrow(/maxAttempts/);
     expect(() => q.add({}, { priority: 1.5 })).toThrow(/priority/);
@@ -156,6 +161,18 @@ describe('Queue.recover', () => {
     expect(q.get(b.id)).toMatchObject({ status: 'failed' });
     expect(q.get(b.id).error).toMatch(/no attempts left/);
     expect(q.get(c.id).status).toBe('running');
+  });
+
+  it('a reused pid (alive, but started later than the claimer) counts as dead', () => {
+    const parentStart = processStartId(process.ppid);
+    expect(parentStart).toMatch(/^[0-9a-f-]+:\d+$/); // Linux /proc
+    const a = q.add({});
+    const b = q.add({});
+    q.claim({ ...owner('reused', process.ppid), start: 'another-boot:1' }, 30000);
+    q.claim({ ...owner('same', process.ppid), start: parentStart }, 30000);
+    expect(q.recover().map((r) => r.id)).toEqual([a.id]);
+    expect(q.get(b.id).status).toBe('running');
+    expect(isProcessAlive(process.pid, processStartId(process.pid))).toBe(true);
   });
 
   it('same process: only owners that are not live workers are recovered', () => {
