@@ -178,7 +178,9 @@ export class HunyuanVideoTransformer3DModelPacked {
       const out = this.#head(x!, prep.temb, shape, debug);
       return out;
     } finally {
+      // on success x is the stack's output (the head made its own result); on a throw, cx may be a block's too
       if (x && x !== prep.hidden) (x as Tensor).dispose();
+      if (cx && cx !== prep.context) (cx as Tensor).dispose();
       T.disposeAll(prep);
     }
   }

@@ -64,6 +64,19 @@ describe('packed DiT forward', () => {
     m.dispose();
   });
 
+  it('a forward that fails half-way (here: in a debug callback) leaks nothing', () => {
+    const inp = inputs(1, 12, [[1, 1, 1, 0, 0, 0]]);
+    const before = T.memoryStats('cpu').currentBytes;
+    expect(() =>
+      model.forward(inp, {
+        debug: (name) => {
+          if (name === 'single_transformer_blocks.0.context') throw new Error('stop');
+        },
+      }),
+    ).toThrow('stop');
+    expect(T.memoryStats('cpu').currentBytes).toBe(before);
+  });
+
   it('batch 1: a mask with holes equals the same text with the padded tokens removed', () => {
     const inp = inputs(1, 20, [[1, 0, 1, 1, 0, 1]]);
     const keep = T.tensor([0, 2, 3, 5], [4], { dtype: 'i32' });
