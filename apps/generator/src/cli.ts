@@ -6,7 +6,9 @@ import { realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { checkComponents, framepackComponents, hubCacheDir, pullComponents } from '@framepack/hub';
 import { encodePng } from '@framepack/video-io';
+import { Queue, defaultQueuePath, registerQueueCommands } from '@framepack/queue';
 import { GeneratorError } from './errors.js';
+import { createJobRunner, validateJobParams, type QueueJobParams } from './queue-jobs.js';
 import { HunyuanVideoGenerator } from './generator.js';
 import { DEFAULTS, resolveParams, type GenerateParams } from './params.js';
 import type { ProgressEvent } from './pipeline.js';
@@ -157,6 +159,11 @@ export function buildProgram(): Command {
       });
       process.stdout.write(`${files.length} file(s) in ${hubCacheDir()}\n`);
     });
+  registerQueueCommands<QueueJobParams>(program, {
+    openQueue: () => Queue.open(defaultQueuePath()),
+    runner: async () => createJobRunner(),
+    validateParams: validateJobParams,
+  });
   return program;
 }
 

@@ -6,3 +6,4 @@ export { resolveParams, DEFAULTS, type GenerateParams } from './params.js';
 export { GeneratorError, ModelsMissingError, type GeneratorErrorCode } from './errors.js';
 export { JobOutput, partialPath, sidecarPath } from './job-output.js';
 export { ensureTinyModels, tinyModelDir, tinyConfigs, TINY_FAMILY_VERSION } from './tiny/family.js';
+export { createJobRunner, validateJobParams, defaultOutputDir, type QueueJobParams } from './queue-jobs.js';
