@@ -240,6 +240,12 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
     return { pixels, width, height, frames, sections, promptTruncated: truncated, stepSkipping, timings };
   } catch (e) {
     if (e instanceof GenerationCancelledError) throw new GeneratorError(e.message, 'CANCELLED', { sectionsDone: e.sectionsDone });
+    if (e instanceof T.OutOfMemoryError) {
+      throw new GeneratorError(
+        `out of memory: ${e.message}. Lower --resolution, --seconds or --window, use --vram-budget (streams the weights), or free the GPU`,
+        'OUT_OF_MEMORY',
+      );
+    }
     if (e instanceof PromptBlenderError) throw new GeneratorError(`prompt: ${e.message}`, 'BAD_PARAMS', { param: 'prompt' });
     throw e;
   } finally {
