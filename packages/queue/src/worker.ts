@@ -64,7 +64,7 @@ export interface WorkerEvents {
  * still aborts the runner's signal). Results of a job that is no longer ours are never written.
  */
 export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
-  readonly owner: JobOwner;
+  private ownerInfo: JobOwner;
   private readonly o: Required<Omit<WorkerOptions<P>, 'validateParams' | 'maxJobs' | 'log'>> & WorkerOptions<P>;
   private stopping: 'no' | 'drain' | 'requeue' = 'no';
   private current: { job: Job; ac: AbortController } | null = null;
@@ -85,12 +85,25 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
       if (!Number.isFinite(v) || v < 0) throw new ValidationError('must be a non-negative number', k);
     }
     if (this.o.leaseMs < 1000) throw new ValidationError('must be at least 1000 ms', 'leaseMs');
-    this.owner = {
-      id: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
-      host: hostname(),
-      pid: process.pid,
-      start: processStartId(process.pid),
-    };
+    this.ownerInfo = newOwner();
+  }
+
+  /** This worker's identity in the jobs it claims. */
+  get owner(): JobOwner {
+    return this.ownerInfo;
+  }
+
+  /**
+   * After a database error in the middle of a job, the row may still say "running" under this worker. Taking a
+   * new identity makes that job look abandoned, so the next recover() re-queues it (as a crash) instead of it
+   * staying stuck under a live owner.
+   */
+  private abandonIdentity(): void {
+    const live = this.looping;
+    if (live) unregisterLiveOwner(this.ownerInfo.id);
+    this.ownerInfo = newOwner();
+    if (live) registerLiveOwner(this.ownerInfo.id);
+    this.lastRecover = 0;
   }
 
   private log(line: string): void {
@@ -117,12 +130,24 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
     this.looping = true;
     const onAdded = () => this.wake?.();
     this.o.queue.events.on('added', onAdded);
+    let dbErrors = 0;
     try {
-      this.recoverNow();
+      this.lastRecover = 0;
       while (this.stopping === 'no') {
         if (this.o.maxJobs !== undefined && this.jobsDone >= this.o.maxJobs) break;
-        if (Date.now() - this.lastRecover >= this.o.recoverIntervalMs) this.recoverNow();
-        const outcome = await this.runOnce();
+        let outcome: JobOutcome | undefined;
+        try {
+          if (Date.now() - this.lastRecover >= this.o.recoverIntervalMs) this.recoverNow();
+          outcome = await this.runOnce();
+          dbErrors = 0;
+        } catch (err) {
+          // A database error (e.g. locked past busy_timeout, disk full). Give up after repeated failures.
+          if (this.o.queue.closed || ++dbErrors >= MAX_CONSECUTIVE_DB_ERRORS) throw err;
+          this.log(`queue database error (${dbErrors}/${MAX_CONSECUTIVE_DB_ERRORS}), retrying: ${errorMessage(err)}`);
+          this.abandonIdentity();
+          await new Promise((r) => setTimeout(r, Math.max(50, this.o.pollMs)));
+          continue;
+        }
         if (outcome) continue;
         if (this.o.exitWhenIdle) break;
         await new Promise<void>((res) => {
@@ -215,10 +240,19 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
       lastWrite = Date.now();
       if (!queue.setProgress(job.id, owner, p, leaseMs)) checkRow();
     };
-    const heartbeat = setInterval(() => {
+    // Timer callbacks must never throw (an uncaught error would kill the worker): log and try again next tick.
+    const safely = (what: string, fn: () => void) => () => {
+      try {
+        fn();
+      } catch (err) {
+        this.log(`job ${job.id}: ${what} failed: ${errorMessage(err)}`);
+      }
+    };
+    const heartbeat = setInterval(safely('heartbeat', () => {
       if (!queue.heartbeat(job.id, owner, leaseMs)) checkRow();
-    }, Math.max(100, Math.floor(leaseMs / 3)));
-    const poll = setInterval(checkRow, Math.max(20, cancelPollMs));
+    }), Math.max(100, Math.floor(leaseMs / 3)));
+    const poll = setInterval(safely('cancel poll', checkRow), Math.max(20, cancelPollMs));
+    const safeFlush = safely('progress write', flush);
     heartbeat.unref();
     poll.unref();
 
@@ -229,13 +263,13 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
         if (ac.signal.aborted) return;
         pending = normaliseProgress(p);
         const now = Date.now();
-        if (now - lastWrite >= progressIntervalMs) flush();
+        if (now - lastWrite >= progressIntervalMs) safeFlush();
         else if (!flushTimer) {
-          flushTimer = setTimeout(flush, progressIntervalMs - (now - lastWrite));
+          flushTimer = setTimeout(safeFlush, progressIntervalMs - (now - lastWrite));
           flushTimer.unref();
         }
         // Synchronous check too: a runner that blocks the event loop between steps still sees a cancel.
-        if (now - lastCheck >= cancelPollMs) checkRow();
+        if (now - lastCheck >= cancelPollMs) safely('cancel poll', checkRow)();
       },
       output: (path, kind) => {
         if (typeof path !== 'string' || path === '') throw new ValidationError('must be a non-empty string', 'output path');
@@ -298,6 +332,17 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
       this.current = null;
     }
   }
+}
+
+const MAX_CONSECUTIVE_DB_ERRORS = 10;
+
+function newOwner(): JobOwner {
+  return {
+    id: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+    host: hostname(),
+    pid: process.pid,
+    start: processStartId(process.pid),
+  };
 }
 
 function errorMessage(err: unknown): string {

@@ -1,3 +1,4 @@
+import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { JobAbortedError, Queue, RetryableJobError, ValidationError, Worker, jsonParams, type JobRunner } from '@framepack/queue';
 import { sleep, tempDir, waitFor } from './helpers.js';
@@ -188,5 +189,32 @@ describe('Worker', () => {
     await w.stop();
     await loop;
     expect(q.get(stale.id)).toMatchObject({ status: 'completed', attempts: 2 });
+  });
+
+  it('a database error while finishing a job does not leave it stuck: the job is recovered and re-run', async () => {
+    q.close();
+    q = Queue.open(t.db, { busyTimeoutMs: 50 });
+    const a = q.add({});
+    const logs: string[] = [];
+    const runner: JobRunner = async (_p, ctx) => {
+      if (ctx.job.attempts === 1) {
+        // Another process holds the write lock past our busy timeout when we try to complete.
+        const locker = new DatabaseSync(t.db);
+        locker.exec('BEGIN IMMEDIATE');
+        setTimeout(() => {
+          locker.exec('COMMIT');
+          locker.close();
+        }, 300);
+      }
+      return { outputs: [] };
+    };
+    const w = new Worker({ queue: q, runner, pollMs: 100, log: (l) => logs.push(l) });
+    const loop = w.run();
+    await waitFor(() => q.get(a.id).status === 'completed', 10000, 'completion');
+    await w.stop();
+    await loop;
+    expect(q.get(a.id).attempts).toBe(2);
+    expect(logs.some((l) => /queue database error \(1\/10\), retrying: .*locked/.test(l))).toBe(true);
+    expect(logs.some((l) => new RegExp(`recovered job ${a.id} from dead worker .*: requeued`).test(l))).toBe(true);
   });
 });
