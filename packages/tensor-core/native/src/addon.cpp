@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <cuda_runtime.h>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include "allocator.h"
 #include "common.cuh"
@@ -272,7 +273,57 @@ FN(Conv3d)  // (x, w, b, y, dt, xs[5], ws[5], os[5], stride[3], pad[3])
   int64_t xs[5], ws[5], os[5], st[3], pd[3];
   arr(info[5], xs, 5); arr(info[6], ws, 5); arr(info[7], os, 5); arr(info[8], st, 3); arr(info[9], pd, 3);
   int sti[3] = {(int)st[0], (int)st[1], (int)st[2]}, pdi[3] = {(int)pd[0], (int)pd[1], (int)pd[2]};
-  launchConv3d(P(info[0]), P(info[1]), P(info[2]), P(info[3]), N32(info[4]), xs, ws, os, sti, pdi);
+  void *x = P(info[0]), *w = P(info[1]), *b = P(info[2]), *y = P(info[3]);
+  const int dt = N32(info[4]);
+  const int64_t K = ws[1] * ws[2] * ws[3] * ws[4], plane = os[2] * os[3] * os[4], Co = ws[0];
+  if (plane == 0 || Co == 0) return env.Undefined();
+  if (K == 0 || getenv("FRAMEPACK_CONV_IMPLICIT")) {
+    launchConv3d(x, w, b, y, dt, xs, ws, os, sti, pdi);
+    return env.Undefined();
+  }
+  // implicit columns are materialized a chunk of output positions at a time (<= 64 Mi elements), then one
+  // cuBLASLt GEMM per chunk writes straight into the output: out[n][:, p0:p0+pc] = W' (Co x Kp) @ col (Kp x pc).
+  // With a bias, W' = [W | bias | 0] and col gets a row of ones (K padded to a multiple of 8), so the bias is
+  // added in the GEMM's f32 accumulator (one rounding, like the CPU backend).
+  const int es = dtSize(dt);
+  const bool pointwise = !b && ws[2] * ws[3] * ws[4] == 1 && sti[0] * sti[1] * sti[2] == 1 && pdi[0] + pdi[1] + pdi[2] == 0;
+  const int64_t Kp = b ? (K + 1 + 7) / 8 * 8 : K;
+  int64_t pc = plane;
+  void *col = nullptr, *w2 = nullptr;
+  if (!pointwise) {
+    const int64_t maxElems = 64ll << 20;
+    pc = std::min<int64_t>(plane, std::max<int64_t>(256, (maxElems / Kp) / 8 * 8));
+    try {
+      col = g_alloc.alloc((size_t)(Kp * pc * es));
+      if (b) w2 = g_alloc.alloc((size_t)(Co * Kp * es));
+    } catch (const OomError&) {
+      g_alloc.free(col);
+      launchConv3d(x, w, b, y, dt, xs, ws, os, sti, pdi);  // no room for columns: the implicit-GEMM kernel
+      return env.Undefined();
+    }
+    if (b) launchExtendWeight(w, b, w2, dt, Co, K, Kp);
+  }
+  try {
+    for (int64_t n = 0; n < xs[0]; n++)
+      for (int64_t p0 = 0; p0 < plane; p0 += pc) {
+        const int64_t len = std::min(pc, plane - p0);
+        const void* src;
+        if (pointwise) src = (const uint8_t*)x + (size_t)(n * xs[1] * plane) * es;
+        else {
+          launchIm2col(x, col, dt, xs, ws, os, sti, pdi, n, p0, len, Kp);
+          src = col;
+        }
+        GemmArgs g{w2 ? w2 : w, src, nullptr, (uint8_t*)y + (size_t)(n * Co * plane + p0) * es, dt, Co, len, Kp, 1, 0, 0, 0, false, plane};
+        gemm(g);
+      }
+  } catch (...) {
+    g_alloc.free(col);
+    g_alloc.free(w2);
+    throw;
+  }
+  // stream-ordered reuse: later work on this stream runs after the GEMMs
+  g_alloc.free(col);
+  g_alloc.free(w2);
 END
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {

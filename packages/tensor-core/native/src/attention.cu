@@ -245,6 +245,205 @@ __global__ void __launch_bounds__(128) kFlash(AttnArgs a) {
 #endif
 }
 
+
+// ---------------------------------------------------------------- flash path, pipelined (aligned inputs)
+// 128 query rows per CTA (8 warps x 16), K/V tiles of 64 keys double-buffered in dynamic shared memory and
+// filled with cp.async while the previous tile is computed; K fragments via ldmatrix, V^T via ldmatrix.trans.
+constexpr int F2_BM = 128, F2_BN = 64, F2_THREADS = 256;
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+__device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, bool pred) {
+  const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+  const int n = pred ? 16 : 0;  // 0 = zero-fill without reading
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cpCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cpWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void ldmatrix4(uint32_t* r, const void* p) {
+  uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+#endif
+/** Queue rows [r0, r0+ROWS) x [0, DP) of a (rows, D) matrix into shared memory (zero-filled past the ends). */
+template <int DP, int ROWS>
+__device__ __forceinline__ void asyncTile(uint16_t* dst, const uint16_t* src, int r0, int rows, int D) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  constexpr int PER_ROW = DP / 8;
+  for (int t = threadIdx.x; t < ROWS * PER_ROW; t += F2_THREADS) {
+    const int r = t / PER_ROW, c = (t % PER_ROW) * 8, gr = r0 + r;
+    const bool in = gr < rows && c < D;
+    cpAsync16(dst + r * (DP + 8) + c, in ? src + (int64_t)gr * D + c : src, in);
+  }
+#endif
+}
+
+template <int DP, bool BF16>
+__global__ void __launch_bounds__(F2_THREADS, 1) kFlash2(AttnArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  extern __shared__ __align__(16) uint16_t sm[];
+  constexpr int LD = DP + 8, TILE = F2_BN * LD;
+  uint16_t* Kb = sm;               // [2][64][LD]
+  uint16_t* Vb = sm + 2 * TILE;    // [2][64][LD]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
+  const int bh = blockIdx.y, b = bh / a.H, h = bh % a.H, q0 = blockIdx.x * F2_BM;
+  const uint16_t* Q = (const uint16_t*)a.q + (int64_t)bh * a.Lq * a.D;
+  const uint16_t* K = (const uint16_t*)a.k + (int64_t)bh * a.Lk * a.D;
+  const uint16_t* V = (const uint16_t*)a.v + (int64_t)bh * a.Lk * a.D;
+
+  // Q (128 rows) staged through the K buffers, then held as A fragments
+  asyncTile<DP, F2_BM>(Kb, Q, q0, a.Lq, a.D);
+  cpCommit();
+  cpWait<0>();
+  __syncthreads();
+  uint32_t qa[DP / 16][4];
+#pragma unroll
+  for (int kc = 0; kc < DP / 16; kc++) {
+    const uint16_t* base = Kb + (warp * 16 + (lane & 15)) * LD + kc * 16 + (lane >> 4) * 8;
+    uint32_t r[4];
+    ldmatrix4(r, base);  // m0 rows 0-7 k0-7, m1 rows 8-15 k0-7, m2 rows 0-7 k8-15, m3 rows 8-15 k8-15
+    qa[kc][0] = r[0], qa[kc][1] = r[1], qa[kc][2] = r[2], qa[kc][3] = r[3];
+  }
+  __syncthreads();
+
+  float o[DP / 8][4];
+#pragma unroll
+  for (int i = 0; i < DP / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+  const float sl2 = a.scale * 1.4426950408889634f;
+  const int rowA = q0 + warp * 16 + g, rowB = rowA + 8;
+  int kvEnd = a.Lk;
+  if (a.causal) kvEnd = min(a.Lk, q0 + F2_BM - 1 + (a.Lk - a.Lq) + 1);
+  const int nt = kvEnd > 0 ? (kvEnd + F2_BN - 1) / F2_BN : 0;
+
+  if (nt > 0) {
+    asyncTile<DP, F2_BN>(Kb, K, 0, a.Lk, a.D);
+    asyncTile<DP, F2_BN>(Vb, V, 0, a.Lk, a.D);
+  }
+  cpCommit();
+  for (int t = 0; t < nt; t++) {
+    const int kv0 = t * F2_BN, buf = t & 1;
+    if (t + 1 < nt) {
+      asyncTile<DP, F2_BN>(Kb + (buf ^ 1) * TILE, K, kv0 + F2_BN, a.Lk, a.D);
+      asyncTile<DP, F2_BN>(Vb + (buf ^ 1) * TILE, V, kv0 + F2_BN, a.Lk, a.D);
+    }
+    cpCommit();
+    cpWait<1>();
+    __syncthreads();
+    const uint16_t* Ks = Kb + buf * TILE;
+    const uint16_t* Vs = Vb + buf * TILE;
+    float s[F2_BN / 8][4];
+#pragma unroll
+    for (int nb = 0; nb < F2_BN / 8; nb++) {
+      s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+#pragma unroll
+      for (int kc = 0; kc < DP / 16; kc += 2) {
+        uint32_t kb[4];
+        ldmatrix4(kb, Ks + (nb * 8 + (lane & 7)) * LD + kc * 16 + (lane >> 3) * 8);
+        mma16816<BF16>(s[nb], qa[kc], kb[0], kb[1]);
+        mma16816<BF16>(s[nb], qa[kc + 1], kb[2], kb[3]);
+      }
+    }
+    // Masking, cheapest first: key-only masks (no query stride, e.g. padded text) are read once per column
+    // and skipped when the warp's whole tile is allowed; causal only on tiles that cross the diagonal.
+    const bool tail = kv0 + F2_BN > a.Lk;
+    const bool causalHere = a.causal && kv0 + F2_BN - 1 > q0 + warp * 16 + (a.Lk - a.Lq);
+    uint32_t colOk = 0xffffu;  // bit (nb * 2 + e&1): column kv0 + nb*8 + c2 + (e&1) may be attended
+    bool general = false;
+    if (a.mask && a.mstride[2] == 0) {
+      const uint8_t* mrow = a.mask + b * a.mstride[0] + h * a.mstride[1];
+#pragma unroll
+      for (int nb = 0; nb < F2_BN / 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const int j = kv0 + nb * 8 + c2 + e;
+          if (j >= a.Lk || !mrow[(int64_t)j * a.mstride[3]]) colOk &= ~(1u << (nb * 2 + e));
+        }
+    } else if (a.mask) {
+      general = true;
+    } else if (tail) {
+#pragma unroll
+      for (int nb = 0; nb < F2_BN / 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 2; e++)
+          if (kv0 + nb * 8 + c2 + e >= a.Lk) colOk &= ~(1u << (nb * 2 + e));
+    }
+    const bool needMask = general || causalHere || !__all_sync(0xffffffffu, colOk == 0xffffu);
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nb = 0; nb < F2_BN / 8; nb++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float v = s[nb][e] * sl2;
+        if (needMask) {
+          const int j = kv0 + nb * 8 + c2 + (e & 1), i = e < 2 ? rowA : rowB;
+          bool ok = (colOk >> (nb * 2 + (e & 1))) & 1u;
+          if (causalHere && j > i + (a.Lk - a.Lq)) ok = false;
+          if (general && ok && (j >= a.Lk || i >= a.Lq || !allowed(a, b, h, i, j))) ok = false;
+          if (!ok) v = -INFINITY;
+        }
+        s[nb][e] = v;
+        mx[e >> 1] = fmaxf(mx[e >> 1], v);
+      }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float mn = fmaxf(mrow[r], mx[r]);
+      const float base = mn == -INFINITY ? 0.f : mn;
+      alpha[r] = exp2f(mrow[r] - base);
+      mrow[r] = mn;
+      mx[r] = base;
+    }
+    float rs[2] = {0.f, 0.f};
+#pragma unroll
+    for (int nb = 0; nb < F2_BN / 8; nb++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const float p = exp2f(s[nb][e] - mx[e >> 1]);
+        s[nb][e] = p;
+        rs[e >> 1] += p;
+      }
+    lrow[0] = lrow[0] * alpha[0] + rs[0];
+    lrow[1] = lrow[1] * alpha[1] + rs[1];
+#pragma unroll
+    for (int i = 0; i < DP / 8; i++) {
+      o[i][0] *= alpha[0];
+      o[i][1] *= alpha[0];
+      o[i][2] *= alpha[1];
+      o[i][3] *= alpha[1];
+    }
+#pragma unroll
+    for (int kc = 0; kc < F2_BN / 16; kc++) {
+      uint32_t pa[4] = {pack2<BF16>(s[2 * kc][0], s[2 * kc][1]), pack2<BF16>(s[2 * kc][2], s[2 * kc][3]),
+                        pack2<BF16>(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack2<BF16>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+      for (int db = 0; db < DP / 8; db += 2) {
+        uint32_t vb[4];
+        ldmatrixT4(vb, Vs + (kc * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + (db + (lane >> 4)) * 8);
+        mma16816<BF16>(o[db], pa, vb[0], vb[1]);
+        mma16816<BF16>(o[db + 1], pa, vb[2], vb[3]);
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+  }
+  const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f, inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
+  uint16_t* O = (uint16_t*)a.o + (int64_t)bh * a.Lq * a.D;
+#pragma unroll
+  for (int db = 0; db < DP / 8; db++) {
+    const int col = db * 8 + c2;
+    if (col >= a.D) continue;  // D % 8 == 0 here, so col + 1 < D too
+    if (rowA < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rowA * a.D + col) = pack2<BF16>(o[db][0] * inv0, o[db][1] * inv0);
+    if (rowB < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rowB * a.D + col) = pack2<BF16>(o[db][2] * inv1, o[db][3] * inv1);
+  }
+#endif
+}
+
 static int g_smMajor = -1;
 static int smMajor() {
   if (g_smMajor < 0) {
@@ -278,10 +477,36 @@ static bool flash(const AttnArgs& a) {
   return true;
 }
 
+template <int DP>
+static bool flash2(const AttnArgs& a) {
+  auto kern = a.dt == DT_BF16 ? kFlash2<DP, true> : kFlash2<DP, false>;
+  static int ok[2] = {-1, -1};
+  int& k = ok[a.dt == DT_BF16];
+  const int smem = 4 * F2_BN * (DP + 8) * 2;
+  if (k < 0) {
+    cudaFuncAttributes attr;
+    k = cudaFuncGetAttributes(&attr, kern) == cudaSuccess && attr.ptxVersion >= 80 && attr.binaryVersion >= 80 &&
+        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
+    cudaGetLastError();
+  }
+  if (k != 1) return false;
+  dim3 grid((a.Lq + F2_BM - 1) / F2_BM, a.B * a.H);
+  kern<<<grid, F2_THREADS, smem, g_stream>>>(a);
+  return true;
+}
+
 void launchAttention(const AttnArgs& a) {
   if ((int64_t)a.B * a.H * a.Lq == 0) return;
   const bool half = a.dt == DT_BF16 || a.dt == DT_F16;
   if (half && a.D == a.Dv && a.D <= 128 && a.Lk > 0 && smMajor() >= 8 && getenv("FRAMEPACK_ATTN_GENERIC") == nullptr) {
+    const bool aligned = a.D % 8 == 0 && ((uintptr_t)a.q & 15) == 0 && ((uintptr_t)a.k & 15) == 0 && ((uintptr_t)a.v & 15) == 0 && ((uintptr_t)a.o & 15) == 0;
+    if (aligned && a.D >= 48 && getenv("FRAMEPACK_ATTN_V1") == nullptr) {
+      bool ran2 = a.D <= 64 ? flash2<64>(a) : a.D <= 96 ? flash2<96>(a) : flash2<128>(a);
+      if (ran2) {
+        checkLaunch("attention (flash, pipelined)");
+        return;
+      }
+    }
     bool ran = a.D <= 32 ? flash<32>(a) : a.D <= 64 ? flash<64>(a) : a.D <= 80 ? flash<80>(a) : flash<128>(a);
     if (ran) {
       checkLaunch("attention (flash)");

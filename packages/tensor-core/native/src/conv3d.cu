@@ -81,3 +81,52 @@ void launchConv3d(const void* x, const void* w, const void* b, void* y, int dt, 
   kConv3d<<<grid, 256, 0, g_stream>>>(x, w, b, y, dt, c);
   checkLaunch("conv3d");
 }
+
+// ---- im2col + cuBLASLt path (the default; the kernel above is the fallback when the column buffer cannot be had)
+// 32-bit index math (int64 division is slow on the GPU); rows K..Kp-1 of the column block are the bias row
+// (ones) and zero padding, so a weight matrix extended with a bias column adds the bias inside the GEMM
+// (f32 accumulation, one rounding).
+__global__ void kIm2col(const void* __restrict__ x, void* __restrict__ col, int dt, ConvArgs c, int64_t n, int p0, int pc, int K, int Kp) {
+  const int khw = (int)(c.KH * c.KW), kvol = (int)c.KT * khw, OW = (int)c.OW, OHW = (int)(c.OH * c.OW);
+  const int T = (int)c.T, H = (int)c.H, W = (int)c.W;
+  const int64_t xbase = n * c.Ci * c.T * c.H * c.W;
+  const int64_t total = (int64_t)Kp * pc;
+  GRID_STRIDE(i, total) {
+    const int k = (int)(i / pc), p = p0 + (int)(i - (int64_t)k * pc);
+    float v = 0.f;
+    if (k < K) {
+      const int ot = p / OHW, r = p - ot * OHW, oh = r / OW, ow = r - oh * OW;
+      const int ci = k / kvol, rem = k - ci * kvol, kt = rem / khw, r2 = rem - kt * khw, kh = r2 / (int)c.KW, kw = r2 - kh * (int)c.KW;
+      const int it = ot * c.st + kt - c.pt, ih = oh * c.sh + kh - c.ph, iw = ow * c.sw + kw - c.pw;
+      if (it >= 0 && it < T && ih >= 0 && ih < H && iw >= 0 && iw < W) v = ld<float>(x, dt, xbase + (((int64_t)ci * T + it) * H + ih) * W + iw);
+    } else if (k == K) v = 1.f;
+    st<float>(col, dt, i, v);
+  }
+}
+/** W' (Co, Kp) = [W | bias | 0...] so that W' @ [col; 1; 0...] = W @ col + bias. */
+__global__ void kExtendWeight(const void* w, const void* b, void* w2, int dt, int64_t Co, int64_t K, int64_t Kp) {
+  GRID_STRIDE(i, Co * Kp) {
+    const int64_t m = i / Kp, k = i % Kp;
+    st<float>(w2, dt, i, k < K ? ld<float>(w, dt, m * K + k) : k == K ? ld<float>(b, dt, m) : 0.f);
+  }
+}
+void launchExtendWeight(const void* w, const void* b, void* w2, int dt, int64_t Co, int64_t K, int64_t Kp) {
+  kExtendWeight<<<gridFor(Co * Kp), 256, 0, g_stream>>>(w, b, w2, dt, Co, K, Kp);
+  checkLaunch("conv weight+bias");
+}
+void launchIm2col(const void* x, void* col, int dt, const int64_t* xs, const int64_t* ws, const int64_t* os, const int* stride, const int* pad, int64_t n, int64_t p0, int64_t pc, int64_t Kp) {
+  ConvArgs c{xs[0], xs[1], xs[2], xs[3], xs[4], ws[0], ws[2], ws[3], ws[4], os[2], os[3], os[4], stride[0], stride[1], stride[2], pad[0], pad[1], pad[2]};
+  const int64_t K = c.Ci * c.KT * c.KH * c.KW, total = Kp * pc;
+  if (total == 0) return;
+  kIm2col<<<gridFor(total), 256, 0, g_stream>>>(x, col, dt, c, n, (int)p0, (int)pc, (int)K, (int)Kp);
+  checkLaunch("im2col");
+}
+__global__ void kChannelBias(void* y, const void* b, int dt, int64_t C, int64_t plane, int64_t total) {
+  GRID_STRIDE(i, total) st<float>(y, dt, i, ld<float>(y, dt, i) + ld<float>(b, dt, (i / plane) % C));
+}
+void launchChannelBias(void* y, const void* b, int dt, int64_t N, int64_t C, int64_t plane) {
+  const int64_t total = N * C * plane;
+  if (total == 0) return;
+  kChannelBias<<<gridFor(total), 256, 0, g_stream>>>(y, b, dt, C, plane, total);
+  checkLaunch("conv bias");
+}

@@ -135,7 +135,7 @@ void gemm(const GemmArgs& g) {
   const int alA = alignOf(g.b), alB = alignOf(g.a), alC = alignOf(g.c);
   std::string key = std::to_string(g.dt) + ":" + std::to_string(g.M) + ":" + std::to_string(g.N) + ":" + std::to_string(g.K) + ":" +
                     std::to_string(g.batch) + ":" + std::to_string(g.strideA) + ":" + std::to_string(g.strideB) + ":" + std::to_string(g.transB) + ":" +
-                    std::to_string(g.bias != nullptr) + ":" + std::to_string(alA) + ":" + std::to_string(alB) + ":" + std::to_string(alC);
+                    std::to_string(g.bias != nullptr) + ":" + std::to_string(g.ldc) + ":" + std::to_string(alA) + ":" + std::to_string(alB) + ":" + std::to_string(alC);
   auto it = g_plans.find(key);
   if (it == g_plans.end()) {
     Plan p{};
@@ -151,7 +151,7 @@ void gemm(const GemmArgs& g) {
     if (g.transB) chk(A.layoutCreate(&p.la, t, g.K, g.N, g.K), "layout A");
     else chk(A.layoutCreate(&p.la, t, g.N, g.K, g.N), "layout A");
     chk(A.layoutCreate(&p.lb, t, g.K, g.M, g.K), "layout B");
-    chk(A.layoutCreate(&p.lc, t, g.N, g.M, g.N), "layout C");
+    chk(A.layoutCreate(&p.lc, t, g.N, g.M, g.ldc ? g.ldc : g.N), "layout C");
     if (g.batch > 1) {
       int32_t bc = (int32_t)g.batch;
       int64_t sA = g.strideB, sB = g.strideA, sC = g.strideC;

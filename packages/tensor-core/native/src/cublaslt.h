@@ -33,6 +33,7 @@ struct GemmArgs {
   int dt;
   int64_t M, N, K, batch, strideA, strideB, strideC;
   bool transB;
+  int64_t ldc = 0;  // row stride of C in elements (0 = N)
 };
 /** Loads cuBLASLt if needed (throws a clear error naming the library when it cannot) and runs the GEMM on g_stream. */
 void gemm(const GemmArgs& g);
