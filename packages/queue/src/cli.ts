@@ -97,12 +97,14 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
     .option('--newest', 'newest first')
     .option('--json', 'print JSON')
     .action(async (o: { status?: JobStatus[]; limit?: number; newest?: boolean; json?: boolean }) => {
-      const { jobs, counts } = await withQueue((q) => ({
+      const { jobs, counts, abandoned } = await withQueue((q) => ({
         jobs: q.list({ ...(o.status ? { status: o.status } : {}), ...(o.limit ? { limit: o.limit } : {}), newestFirst: !!o.newest }),
         counts: q.counts(),
+        abandoned: q.abandoned(),
       }));
       if (o.json) return out(JSON.stringify(jobs));
-      out(formatTable(jobs));
+      out(formatTable(jobs, abandoned));
+      if (abandoned.length) out(`job(s) ${abandoned.join(', ')}: their worker is gone; the next \`worker\` re-queues them`);
       out(JOB_STATUSES.map((s) => `${s} ${counts[s]}`).join(' | '));
     });
 
@@ -112,8 +114,8 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
     .argument('<id>', 'job id', jobIdArg)
     .option('--json', 'print JSON')
     .action(async (id: number, o: { json?: boolean }) => {
-      const job = await withQueue((q) => q.get(id));
-      out(o.json ? JSON.stringify(job, null, 2) : formatJob(job));
+      const [job, abandoned] = await withQueue((q) => [q.get(id), q.abandoned().includes(id)] as const);
+      out(o.json ? JSON.stringify(job, null, 2) : formatJob(job, abandoned));
     });
 
   const eachId = (verb: string, fn: (q: Queue, id: number) => Job) => async (ids: number[]) => {
@@ -144,6 +146,55 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
     .description('re-queue failed or cancelled jobs with a fresh attempt budget')
     .argument('<ids...>', 'job ids', (v: string, prev: number[] = []) => [...prev, jobIdArg(v)])
     .action(eachId('retry', (q, id) => q.retry(id)));
+
+  queue
+    .command('edit')
+    .description('edit a queued job: reorder it (--priority), rename it, or change its params')
+    .argument('<id>', 'job id', jobIdArg)
+    .option('-s, --set <key=value>', 'change one parameter (as in add); the result is validated again', collect)
+    .option('--params <json>', 'replace all parameters')
+    .option('--name <name>', 'a new label')
+    .option('--priority <n>', 'a new priority (higher runs first)', int('priority', -1_000_000, 1_000_000))
+    .option('--max-attempts <n>', 'a new attempt budget', int('max attempts', 1, 100))
+    .action(async (id: number, o: { set?: string[]; params?: string; name?: string; priority?: number; maxAttempts?: number }) => {
+      const job = await withQueue((q) => {
+        const cur = q.get(id);
+        let params: Record<string, unknown> | undefined;
+        if (o.params !== undefined || o.set) {
+          params = o.params !== undefined ? parseJsonObject(o.params, '--params') : structuredClone(cur.params);
+          applyAssignments(params, o.set ?? []);
+          params = deps.validateParams(params) as Record<string, unknown>;
+        }
+        return q.update(id, {
+          ...(params ? { params } : {}),
+          ...(o.name !== undefined ? { name: o.name } : {}),
+          ...(o.priority !== undefined ? { priority: o.priority } : {}),
+          ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts } : {}),
+        });
+      });
+      out(`job ${job.id} updated`);
+    });
+
+  queue
+    .command('remove')
+    .description('delete jobs that are not running (output files stay on disk)')
+    .argument('<ids...>', 'job ids', (v: string, prev: number[] = []) => [...prev, jobIdArg(v)])
+    .action(async (ids: number[]) => {
+      const failures: string[] = [];
+      await withQueue((q) => {
+        for (const id of ids) {
+          try {
+            q.remove(id);
+            out(`job ${id} removed`);
+          } catch (e) {
+            if (!(e instanceof QueueError)) throw e;
+            failures.push(e.message);
+            err(e.message);
+          }
+        }
+      });
+      if (failures.length) throw new QueueError(`remove failed for ${failures.length} of ${ids.length} job(s)`, 'E_STATE', 409);
+    });
 
   queue
     .command('clear')
@@ -283,11 +334,14 @@ function summary(job: Job, width = 40): string {
   return s.length > width ? `${s.slice(0, width - 1).trimEnd()}…` : s;
 }
 
-export function formatTable(jobs: readonly Job[]): string {
+/** The status column: a running job whose worker died is shown as such. */
+const statusText = (j: Job, abandoned: readonly number[]) => (j.status === 'running' && abandoned.includes(j.id) ? 'running (worker gone)' : j.status);
+
+export function formatTable(jobs: readonly Job[], abandoned: readonly number[] = []): string {
   if (jobs.length === 0) return '(no jobs)';
   const rows = jobs.map((j) => [
     String(j.id),
-    j.status,
+    statusText(j, abandoned),
     `${j.attempts}/${j.maxAttempts}`,
     `${Math.round(j.progress.fraction * 100)}%`,
     iso(j.updatedAt),
@@ -298,10 +352,10 @@ export function formatTable(jobs: readonly Job[]): string {
   return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n');
 }
 
-export function formatJob(j: Job): string {
+export function formatJob(j: Job, abandoned = false): string {
   const p = j.progress;
   const lines = [
-    `job ${j.id}${j.name ? ` (${j.name})` : ''}: ${j.status}`,
+    `job ${j.id}${j.name ? ` (${j.name})` : ''}: ${statusText(j, abandoned ? [j.id] : [])}`,
     `  attempts  ${j.attempts}/${j.maxAttempts}   priority ${j.priority}`,
     `  progress  ${Math.round(p.fraction * 100)}%${p.section !== undefined ? ` section ${p.section}` : ''}${p.step !== undefined ? ` step ${p.step}` : ''}${p.message ? ` - ${p.message}` : ''}`,
     `  created   ${iso(j.createdAt)}   started ${iso(j.startedAt)}   finished ${iso(j.finishedAt)}`,

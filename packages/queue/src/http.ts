@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { QueueConfigError, QueueError, ValidationError } from './errors.js';
 import { jsonParams, parseJobOptions, parseSubmission } from './params.js';
-import type { Queue } from './queue.js';
+import type { JobPatch, Queue } from './queue.js';
 import { FINISHED_STATUSES, JOB_STATUSES, type Job, type JobStatus, type ParamsValidator } from './types.js';
 
 export interface QueueServerOptions<P = Record<string, unknown>> {
@@ -119,8 +119,10 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
     }
     const id = jobId(parts[1]!);
     if (parts.length === 2) {
-      allow('GET');
-      return sendJson(res, 200, { job: present(queue.get(id)) });
+      allow('GET', 'PATCH', 'DELETE');
+      if (method === 'GET') return sendJson(res, 200, { job: present(queue.get(id)) });
+      if (method === 'DELETE') return sendJson(res, 200, { removed: present(queue.remove(id)) });
+      return sendJson(res, 200, { job: present(await edit(req, id)) });
     }
     if (parts.length === 3 && parts[2] === 'cancel') {
       allow('POST');
@@ -209,6 +211,36 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
       for (const f of saved) rmSync(f, { force: true });
       throw err;
     }
+  };
+
+  // ------------------------------------------------------------ PATCH /jobs/:id (queued jobs only)
+
+  const edit = async (req: IncomingMessage, id: number): Promise<Job> => {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') throw new HttpError(415, 'send application/json ({ name?, priority?, maxAttempts?, params? })');
+    let body: unknown;
+    try {
+      body = JSON.parse((await readBody(req, maxBody)).toString('utf8'));
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      throw new ValidationError(`request body is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('request body must be a JSON object');
+    const b = body as Record<string, unknown>;
+    for (const k of Object.keys(b)) {
+      if (!['name', 'priority', 'maxAttempts', 'params'].includes(k)) throw new ValidationError('unknown field (expected name, priority, maxAttempts, params)', k);
+    }
+    const patch: JobPatch = { ...parseJobOptions(b) };
+    if (b.name === null) patch.name = null;
+    if (b.params !== undefined) {
+      try {
+        patch.params = validate(b.params) as Record<string, unknown>;
+      } catch (err) {
+        if (err instanceof QueueError) throw err;
+        throw new ValidationError((err as Error)?.message ?? String(err), 'params');
+      }
+    }
+    return queue.update(id, patch);
   };
 
   const saveUpload = (data: Buffer, filename: string, saved: string[]): string => {

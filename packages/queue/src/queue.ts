@@ -48,6 +48,14 @@ export interface RecoveredJob {
 }
 
 /** Events of one process's Queue object (other processes are seen by polling the DB). */
+/** Editable fields of a queued job. */
+export interface JobPatch {
+  name?: string | null;
+  priority?: number;
+  maxAttempts?: number;
+  params?: JobParams;
+}
+
 export interface QueueEvents {
   added: [id: number];
   cancelled: [id: number];
@@ -259,6 +267,62 @@ export class Queue {
   }
 
   /**
+   * Edits a job that is still queued: its name, priority (to reorder), attempt budget or params (validate them
+   * first). Running and finished jobs cannot be edited.
+   */
+  update(id: number, patch: JobPatch): Job {
+    const sets: string[] = [];
+    const args: (string | number | null)[] = [];
+    if (patch.name !== undefined) {
+      if (patch.name !== null && (typeof patch.name !== 'string' || patch.name.length > MAX_NAME)) {
+        throw new ValidationError(`must be a string of at most ${MAX_NAME} characters`, 'name');
+      }
+      sets.push('name = ?');
+      args.push(patch.name);
+    }
+    if (patch.priority !== undefined) {
+      if (!Number.isSafeInteger(patch.priority)) throw new ValidationError('must be an integer', 'priority');
+      sets.push('priority = ?');
+      args.push(patch.priority);
+    }
+    if (patch.maxAttempts !== undefined) {
+      if (!Number.isInteger(patch.maxAttempts) || patch.maxAttempts < 1 || patch.maxAttempts > 100) {
+        throw new ValidationError('must be an integer from 1 to 100', 'maxAttempts');
+      }
+      sets.push('max_attempts = ?');
+      args.push(patch.maxAttempts);
+    }
+    if (patch.params !== undefined) {
+      if (typeof patch.params !== 'object' || patch.params === null || Array.isArray(patch.params)) {
+        throw new ValidationError('must be a JSON object', 'params');
+      }
+      sets.push('params = ?');
+      args.push(JSON.stringify(patch.params));
+    }
+    const job = this.tx(() => {
+      const cur = this.get(id);
+      if (cur.status !== 'queued') throw new JobStateError(id, cur.status, 'edit', 'only queued jobs can be edited');
+      if (sets.length === 0) return cur;
+      const row = this.conn
+        .prepare(`UPDATE jobs SET ${sets.join(', ')}, updated_at = ? WHERE id = ? RETURNING *`)
+        .get(...args, Date.now(), id) as Row;
+      return toJob(row);
+    });
+    this.events.emit('changed', id);
+    return job;
+  }
+
+  /** Deletes one job that is not running (cancel a running job first). Its output files stay on disk. */
+  remove(id: number): Job {
+    return this.tx(() => {
+      const cur = this.get(id);
+      if (cur.status === 'running') throw new JobStateError(id, cur.status, 'remove', 'cancel it first');
+      this.conn.prepare('DELETE FROM jobs WHERE id = ?').run(id);
+      return cur;
+    });
+  }
+
+  /**
    * Deletes jobs in the given states (default: every finished job). Running jobs are never deleted: cancel them
    * first. Returns the number removed. Output files are left on disk.
    */
@@ -377,19 +441,7 @@ export class Queue {
    * all its attempts is failed instead. Safe to call from several workers at once (each update re-checks the owner).
    */
   recover(now = Date.now()): RecoveredJob[] {
-    const host = hostname();
-    const candidates = this.st.running!.all() as {
-      id: number; owner: string | null; owner_host: string | null; owner_pid: number | null; owner_start: string | null;
-      lease_until: number | null; attempts: number; max_attempts: number;
-    }[];
-    const dead = candidates.filter((r) => {
-      if (!r.owner) return true;
-      if (r.owner_host === host && r.owner_pid !== null) {
-        if (r.owner_pid === process.pid) return !liveOwnersInProcess.has(r.owner);
-        return !isProcessAlive(r.owner_pid, r.owner_start);
-      }
-      return r.lease_until === null || r.lease_until < now;
-    });
+    const dead = this.abandonedRows(now);
     const out: RecoveredJob[] = [];
     for (const r of dead) {
       const requeue = r.attempts < r.max_attempts;
@@ -408,6 +460,27 @@ export class Queue {
       }
     }
     return out;
+  }
+
+  /** Ids of running jobs whose worker is gone (what the next recover() would take back). Read-only. */
+  abandoned(now = Date.now()): number[] {
+    return this.abandonedRows(now).map((r) => r.id);
+  }
+
+  private abandonedRows(now: number) {
+    const host = hostname();
+    const candidates = this.st.running!.all() as {
+      id: number; owner: string | null; owner_host: string | null; owner_pid: number | null; owner_start: string | null;
+      lease_until: number | null; attempts: number; max_attempts: number;
+    }[];
+    return candidates.filter((r) => {
+      if (!r.owner) return true;
+      if (r.owner_host === host && r.owner_pid !== null) {
+        if (r.owner_pid === process.pid) return !liveOwnersInProcess.has(r.owner);
+        return !isProcessAlive(r.owner_pid, r.owner_start);
+      }
+      return r.lease_until === null || r.lease_until < now;
+    });
   }
 
   close(): void {

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -110,6 +111,36 @@ describe('queue commands', () => {
     await run('queue', 'clear', '--status', 'queued');
     expect(look((q) => q.list())).toEqual([]);
     await expect(run('queue', 'clear', '--status', 'running')).rejects.toThrow(/cancel them first/);
+  });
+
+  it('edit reorders and changes params (validated again); remove deletes; list flags jobs of dead workers', async () => {
+    const run = cli();
+    await run('queue', 'add', '{"prompt": "a", "steps": 25}');
+    await run('queue', 'add', '{"prompt": "b"}');
+    lines = [];
+    await run('queue', 'edit', '2', '--priority', '5', '--name', 'first', '-s', 'steps=9');
+    expect(lines).toEqual(['job 2 updated']);
+    expect(look((q) => q.list().map((j) => [j.id, j.name, j.params]))).toEqual([
+      [2, 'first', { prompt: 'b', steps: 9 }],
+      [1, null, { prompt: 'a', steps: 25 }],
+    ]);
+    await run('queue', 'edit', '1', '--params', '{"prompt": "z"}');
+    expect(look((q) => q.get(1).params)).toEqual({ prompt: 'z' });
+    await expect(run('queue', 'edit', '1', '--params', '[]')).rejects.toThrow(/must be a JSON object/);
+    // a job left running by a dead worker is flagged, and remove refuses it
+    look((q) => q.claim({ id: 'ghost', host: hostname(), pid: process.pid }, 30000));
+    lines = [];
+    await run('queue', 'list');
+    expect(lines[0]).toMatch(/\n2\s+running \(worker gone\)\s/);
+    expect(lines[1]).toBe('job(s) 2: their worker is gone; the next `worker` re-queues them');
+    lines = [];
+    await run('queue', 'show', '2');
+    expect(lines[0]).toMatch(/^job 2 \(first\): running \(worker gone\)/);
+    await expect(run('queue', 'edit', '2', '--priority', '1')).rejects.toThrow(/only queued jobs can be edited/);
+    lines = [];
+    await expect(run('queue', 'remove', '1', '2')).rejects.toThrow(/remove failed for 1 of 2/);
+    expect(lines).toEqual(['job 1 removed']);
+    expect(look((q) => q.list().map((j) => j.id))).toEqual([2]);
   });
 
   it('worker --once runs everything, validating params again before each job', async () => {

@@ -132,6 +132,26 @@ describe('HTTP API', () => {
     expect((await (await api(`/jobs/${job.id}/retry`, { method: 'POST' })).json()).job.status).toBe('queued');
   });
 
+  it('edits (PATCH) and removes (DELETE) queued jobs', async () => {
+    const { job: a } = await (await post('/jobs', { params: { prompt: 'a' } })).json();
+    const { job: b } = await (await post('/jobs', { params: { prompt: 'b' } })).json();
+    const patch = (id: number, body: unknown) => api(`/jobs/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await patch(b.id, { priority: 3, name: 'first', params: { prompt: 'b2' } });
+    expect(r.status).toBe(200);
+    expect((await r.json()).job).toMatchObject({ priority: 3, name: 'first', params: { prompt: 'b2' } });
+    expect((await (await api('/jobs')).json()).jobs.map((j: { id: number }) => j.id)).toEqual([b.id, a.id]);
+    const bad = await patch(b.id, { params: { prompt: '' } });
+    expect([bad.status, (await bad.json()).error]).toEqual([400, 'prompt: is required']);
+    const unknown = await patch(b.id, { status: 'completed' });
+    expect([unknown.status, (await unknown.json()).error]).toEqual([400, expect.stringMatching(/^status: unknown field/)]);
+    q.cancel(a.id);
+    const late = await patch(a.id, { priority: 1 });
+    expect([late.status, (await late.json()).error]).toEqual([409, expect.stringMatching(/only queued jobs can be edited/)]);
+    const del = await api(`/jobs/${a.id}`, { method: 'DELETE' });
+    expect((await del.json()).removed.id).toBe(a.id);
+    expect((await api(`/jobs/${a.id}`)).status).toBe(404);
+  });
+
   it('streams progress over SSE and serves the outputs for download', async () => {
     const out = join(t.dir, 'video.mp4');
     const partial = join(t.dir, 'section-1.mp4');

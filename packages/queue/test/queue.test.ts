@@ -145,6 +145,27 @@ describe('Queue basics', () => {
   });
 });
 
+describe('editing and removing', () => {
+  it('reorders and edits queued jobs only; removes anything not running', () => {
+    const a = q.add({ prompt: 'a' });
+    const b = q.add({ prompt: 'b' });
+    expect(q.update(b.id, { priority: 10, name: 'urgent', params: { prompt: 'b2' }, maxAttempts: 5 })).toMatchObject({
+      priority: 10, name: 'urgent', params: { prompt: 'b2' }, maxAttempts: 5,
+    });
+    expect(q.update(b.id, {})).toMatchObject({ name: 'urgent' });
+    expect(q.list().map((j) => j.id)).toEqual([b.id, a.id]);
+    expect(() => q.update(a.id, { priority: 0.5 })).toThrow(/priority/);
+    expect(() => q.update(a.id, { params: [] as never })).toThrow(/params/);
+    const claimed = q.claim(owner('w'), 30000)!;
+    expect(claimed.id).toBe(b.id);
+    expect(() => q.update(b.id, { priority: 1 })).toThrow(/cannot edit job \d+: it is running/);
+    expect(() => q.remove(b.id)).toThrow(/cannot remove job \d+: it is running \(cancel it first\)/);
+    expect(q.remove(a.id).id).toBe(a.id);
+    expect(() => q.remove(a.id)).toThrow(JobNotFoundError);
+    expect(q.list().map((j) => j.id)).toEqual([b.id]);
+  });
+});
+
 describe('Queue.recover', () => {
   it('re-queues jobs of a dead local pid, fails them when attempts are used up, leaves live owners alone', () => {
     const dead = deadPid();
@@ -154,6 +175,8 @@ describe('Queue.recover', () => {
     q.claim(owner('dead:a', dead), 30000);
     q.claim(owner('dead:b', dead), 30000);
     q.claim(owner('alive', process.ppid), 30000); // the parent process is alive
+    expect(q.abandoned()).toEqual([a.id, b.id]); // read-only view of what recover() would take
+    expect(q.get(a.id).status).toBe('running');
     const rec = q.recover();
     expect(rec.map((r) => [r.id, r.action])).toEqual([[a.id, 'requeued'], [b.id, 'failed']]);
     expect(q.get(a.id)).toMatchObject({ status: 'queued', attempts: 1, owner: null });
