@@ -1,7 +1,8 @@
-export { HunyuanVideoTransformer3DModelPacked, type PackedDiTInputs, type ForwardOptions, type LoadOptions } from './model.js';
+export { HunyuanVideoTransformer3DModelPacked, type PackedDiTInputs, type ForwardOptions, type LoadOptions, type ModelLoadOptions } from './model.js';
+export { BlockStreamer, blockNames, isBlockKey, type BlockStreamOptions } from './streaming.js';
 export type { StepSkipContext, StepSkipHook } from './step-skip.js';
 export { type DiTConfig, DEFAULT_CONFIG, parseConfig, validateConfig, readConfigFile, innerDim, mlpDim, refinerMlpDim } from './config.js';
-export { DiTWeights, ParamScope, expectedWeightShapes, checkWeightKeys, loadWeights, type WeightLoadOptions } from './weights.js';
+export { DiTWeights, ParamScope, expectedWeightShapes, checkWeightKeys, loadWeights, validateWeights, resolveDType, type WeightLoadOptions } from './weights.js';
 export { DiTError, DiTConfigError, DiTWeightsError, DiTInputError } from './errors.js';
 export { axisFrequencies, ropeGrid, poolRopeGrid, ropeCosSin, applyRope, type RopeSpec } from './rope.js';
 export { timestepProjection, mlpEmbedder, embedTimestep, timeTextEmbed, patchEmbed, imageProjection } from './embeddings.js';

@@ -9,8 +9,9 @@ import { imageProjection, patchEmbed, timeTextEmbed } from './embeddings.js';
 import { DiTConfigError, DiTInputError } from './errors.js';
 import { poolRopeGrid, ropeCosSin, ropeGrid, type RopeSpec } from './rope.js';
 import type { StepSkipHook } from './step-skip.js';
+import { type BlockStreamOptions, BlockStreamer, isBlockKey } from './streaming.js';
 import { tokenRefiner } from './token-refiner.js';
-import { type DiTWeights, loadWeights, type WeightLoadOptions } from './weights.js';
+import { type DiTWeights, loadWeights, ParamScope, resolveDType, validateWeights, type WeightLoadOptions } from './weights.js';
 
 /** The reference forward's arguments, camelCased. Tensors must live on the model's device. */
 export interface PackedDiTInputs {
@@ -53,7 +54,15 @@ export interface ForwardOptions {
   debug?: (name: string, t: Tensor) => void;
 }
 
-export interface LoadOptions extends WeightLoadOptions {
+export interface ModelLoadOptions extends WeightLoadOptions {
+  /**
+   * Keep the dual/single blocks in host memory (pinned on CUDA) and stream them through `slots` device buffers
+   * during the forward (low VRAM). Everything else stays on the device.
+   */
+  streamBlocks?: BlockStreamOptions;
+}
+
+export interface LoadOptions extends ModelLoadOptions {
   /** Use this config instead of the config.json beside the weights (diffusers snake_case or camelCase keys). */
   config?: Record<string, unknown> | DiTConfig;
 }
@@ -66,12 +75,15 @@ export interface LoadOptions extends WeightLoadOptions {
 export class HunyuanVideoTransformer3DModelPacked {
   readonly config: DiTConfig;
   readonly weights: DiTWeights;
+  /** Streamed blocks (low VRAM), or null when every weight is resident in `weights`. */
+  readonly streamer: BlockStreamer | null;
   readonly #projOutWeight: Tensor;
   readonly #projOutBias: Tensor;
 
-  private constructor(config: DiTConfig, weights: DiTWeights) {
+  private constructor(config: DiTConfig, weights: DiTWeights, streamer: BlockStreamer | null) {
     this.config = config;
     this.weights = weights;
+    this.streamer = streamer;
     // high_quality_fp32_output_for_inference: the output projection runs in f32
     this.#projOutWeight = T.cast(weights.root.get('proj_out.weight'), 'f32');
     this.#projOutBias = T.cast(weights.root.get('proj_out.bias'), 'f32');
@@ -107,15 +119,34 @@ export class HunyuanVideoTransformer3DModelPacked {
   }
 
   /** Build from a config (diffusers JSON or DiTConfig) and weights under the reference key names. */
-  static fromWeights(config: Record<string, unknown> | DiTConfig, weights: TensorSource | Record<string, Tensor>, opts: WeightLoadOptions = {}): HunyuanVideoTransformer3DModelPacked {
+  static fromWeights(config: Record<string, unknown> | DiTConfig, weights: TensorSource | Record<string, Tensor>, opts: ModelLoadOptions = {}): HunyuanVideoTransformer3DModelPacked {
     const cfg = toConfig(config);
-    return new HunyuanVideoTransformer3DModelPacked(cfg, loadWeights(cfg, weights, opts));
+    if (!opts.streamBlocks) return new HunyuanVideoTransformer3DModelPacked(cfg, loadWeights(cfg, weights, opts), null);
+    const shapes = validateWeights(cfg, weights);
+    const dtype = resolveDType(weights, opts);
+    const device = opts.device ?? 'cpu';
+    const streamer = BlockStreamer.fromSource(cfg, weights, shapes, { dtype, device, ...opts.streamBlocks });
+    try {
+      return new HunyuanVideoTransformer3DModelPacked(cfg, loadWeights(cfg, weights, { dtype, device }, (k) => !isBlockKey(k)), streamer);
+    } catch (e) {
+      streamer.dispose();
+      throw e;
+    }
   }
 
   dispose(): void {
     this.#projOutWeight.dispose();
     this.#projOutBias.dispose();
     this.weights.dispose();
+    this.streamer?.dispose();
+  }
+
+  /** A block's parameters: resident, or streamed in (then `#blockDone` must follow once its compute is queued). */
+  #blockParams(name: string): ParamScope {
+    return this.streamer ? this.streamer.acquire(name) : this.weights.root.at(name);
+  }
+  #blockDone(name: string, prefetch = true): void {
+    this.streamer?.release(name, prefetch);
   }
 
   /** One forward: (B, C, T, H, W) noisy latents -> (B, outChannels, T, H, W) f32 flow prediction. */
@@ -145,11 +176,12 @@ export class HunyuanVideoTransformer3DModelPacked {
     try {
       let skip = false;
       if (hook) {
-        const modulatedInput = dualBlockModulatedInput(root.at('transformer_blocks.0'), prep.hidden, prep.temb);
+        const modulatedInput = dualBlockModulatedInput(this.#blockParams('transformer_blocks.0'), prep.hidden, prep.temb);
         try {
           skip = hook.shouldSkip({ step: opts.step ?? 0, totalSteps: opts.totalSteps ?? 0, modulatedInput, hidden: prep.hidden });
         } finally {
           modulatedInput.dispose();
+          if (skip) this.#blockDone('transformer_blocks.0', false);
         }
       }
       if (skip) x = hook!.applySkip(prep.hidden);
@@ -158,7 +190,8 @@ export class HunyuanVideoTransformer3DModelPacked {
         x = prep.hidden;
         cx = prep.context;
         const step = (name: string, block: typeof dualStreamBlock) => {
-          const [nx, nc] = block(root.at(name), x!, cx!, ctx);
+          const [nx, nc] = block(this.#blockParams(name), x!, cx!, ctx);
+          this.#blockDone(name);
           if (x !== prep.hidden) x!.dispose();
           if (cx !== prep.context) cx!.dispose();
           x = nx;
@@ -182,6 +215,7 @@ export class HunyuanVideoTransformer3DModelPacked {
       if (x && x !== prep.hidden) (x as Tensor).dispose();
       if (cx && cx !== prep.context) (cx as Tensor).dispose();
       T.disposeAll(prep);
+      this.streamer?.releaseAll();
     }
   }
 

@@ -146,30 +146,40 @@ function isSource(w: unknown): w is TensorSource {
  * Validate and load the weights of `config` from a safetensors source (single file or sharded checkpoint:
  * tensors are read one at a time) or from a record of tensors (cast/moved when dtype/device differ).
  */
-export function loadWeights(config: DiTConfig, weights: TensorSource | Record<string, Tensor>, opts: WeightLoadOptions = {}): DiTWeights {
-  const expected = expectedWeightShapes(config);
+export function loadWeights(config: DiTConfig, weights: TensorSource | Record<string, Tensor>, opts: WeightLoadOptions = {}, include: (key: string) => boolean = () => true): DiTWeights {
+  const expected = validateWeights(config, weights);
   const device = opts.device ?? 'cpu';
+  const dtype = resolveDType(weights, opts);
   const out = new Map<string, Tensor>();
-  if (isSource(weights)) {
-    checkWeightKeys(new Map(weights.keys().map((k) => [k, weights.info(k).shape])), expected, 'checkpoint weights');
-    const dtype = opts.dtype ?? (fileDType(weights.info('x_embedder.proj.weight').dtype));
-    try {
-      for (const k of expected.keys()) out.set(k, weights.tensor(k, { dtype, device }));
-    } catch (e) {
-      for (const t of out.values()) t.dispose();
-      throw e;
+  try {
+    for (const k of expected.keys()) {
+      if (!include(k)) continue;
+      if (isSource(weights)) out.set(k, weights.tensor(k, { dtype, device }));
+      else {
+        const moved = T.toDevice(weights[k], device);
+        out.set(k, T.cast(moved, dtype));
+        moved.dispose();
+      }
     }
-    return new DiTWeights(out, dtype, device);
-  }
-  checkWeightKeys(new Map(Object.entries(weights).map(([k, t]) => [k, [...t.shape]])), expected, 'weights');
-  const dtype = opts.dtype ?? weights['x_embedder.proj.weight'].dtype;
-  for (const k of expected.keys()) {
-    const src = weights[k];
-    const moved = T.toDevice(src, device);
-    out.set(k, T.cast(moved, dtype));
-    moved.dispose();
+  } catch (e) {
+    for (const t of out.values()) t.dispose();
+    throw e;
   }
   return new DiTWeights(out, dtype, device);
+}
+
+/** Check the keys and shapes of `weights` against the config (one error listing every problem); the expected shapes. */
+export function validateWeights(config: DiTConfig, weights: TensorSource | Record<string, Tensor>): Map<string, number[]> {
+  const expected = expectedWeightShapes(config);
+  if (isSource(weights)) checkWeightKeys(new Map(weights.keys().map((k) => [k, weights.info(k).shape])), expected, 'checkpoint weights');
+  else checkWeightKeys(new Map(Object.entries(weights).map(([k, t]) => [k, [...t.shape]])), expected, 'weights');
+  return expected;
+}
+
+/** The model dtype: the requested one, else the checkpoint's (x_embedder.proj.weight's). */
+export function resolveDType(weights: TensorSource | Record<string, Tensor>, opts: WeightLoadOptions): DType {
+  if (opts.dtype) return opts.dtype;
+  return isSource(weights) ? fileDType(weights.info('x_embedder.proj.weight').dtype) : weights['x_embedder.proj.weight'].dtype;
 }
 
 function fileDType(st: string): DType {
