@@ -386,6 +386,9 @@ function jobId(text: string): number {
   return Number(text);
 }
 
+const DEFAULT_LIST_LIMIT = 100;
+const MAX_LIST_LIMIT = 10000;
+
 function listQuery(url: URL): { status?: JobStatus[]; limit?: number; offset?: number; newestFirst?: boolean } {
   const out: { status?: JobStatus[]; limit?: number; offset?: number; newestFirst?: boolean } = {};
   for (const k of url.searchParams.keys()) {
@@ -397,12 +400,14 @@ function listQuery(url: URL): { status?: JobStatus[]; limit?: number; offset?: n
     for (const s of list) if (!JOB_STATUSES.includes(s)) throw new ValidationError(`unknown status "${s}" (one of ${JOB_STATUSES.join(', ')})`, 'status');
     out.status = list;
   }
+  out.limit = DEFAULT_LIST_LIMIT;
   for (const k of ['limit', 'offset'] as const) {
     const v = url.searchParams.get(k);
     if (v === null) continue;
     if (!/^\d{1,9}$/.test(v)) throw new ValidationError('must be a non-negative integer', k);
     out[k] = Number(v);
   }
+  if (out.limit! < 1 || out.limit! > MAX_LIST_LIMIT) throw new ValidationError(`must be from 1 to ${MAX_LIST_LIMIT}`, 'limit');
   const order = url.searchParams.get('order');
   if (order !== null) {
     if (order !== 'queue' && order !== 'newest') throw new ValidationError('must be "queue" or "newest"', 'order');

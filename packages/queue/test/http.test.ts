@@ -63,6 +63,7 @@ describe('HTTP API', () => {
     const list = await (await api('/jobs?status=queued&limit=10')).json();
     expect(list.jobs.map((j: { name: string | null }) => j.name)).toEqual(['cat', null]);
     expect((await (await api('/jobs?order=newest')).json()).jobs[0].params.prompt).toBe('a dog');
+    expect((await (await api('/jobs?limit=1&offset=1')).json()).jobs.map((j: { name: string | null }) => j.name)).toEqual([null]);
     expect((await (await api(`/jobs/${job.id}`)).json()).job.id).toBe(job.id);
   });
 
@@ -104,6 +105,7 @@ describe('HTTP API', () => {
       [api('/jobs/999/cancel', { method: 'POST' }), 404, /does not exist/],
       [api('/jobs?status=done'), 400, /unknown status "done"/],
       [api('/jobs?limit=-1'), 400, /limit/],
+      [api('/jobs?limit=0'), 400, /limit: must be from 1 to 10000/],
       [api('/jobs?bogus=1'), 400, /unknown query parameter/],
       [api('/nope'), 404, /no route/],
     ];
