@@ -74,6 +74,22 @@ describe('crash recovery with real worker processes', () => {
     expect(count('done', quick.id)).toBe(1);
   });
 
+  it('a cancel from another process stops the running job within a poll interval; the worker moves on', async () => {
+    const slow = q.add({ steps: 500, stepMs: 10 });
+    const next = q.add({ steps: 1 });
+    const w = spawnFixture('worker-proc.ts', [t.db, log, t.dir], { EXIT_WHEN_IDLE: '1' });
+    await waitFor(() => (q.get(slow.id).progress.step ?? 0) >= 10, 30000, 'the slow job running');
+    const cancelledAt = Date.now();
+    q.cancel(slow.id);
+    await waitFor(() => q.get(next.id).status === 'completed', 30000, 'the next job');
+    expect(Date.now() - cancelledAt).toBeLessThan(5000); // not the 5 s the slow job had left
+    expect(await w.exited).toEqual({ code: 0, signal: null });
+    const c = q.get(slow.id);
+    expect(c.status).toBe('cancelled');
+    expect(c.progress.step).toBeLessThan(100);
+    expect(count('done', slow.id)).toBe(0);
+  });
+
   it('a job that keeps killing its worker is failed after maxAttempts and the others still run', async () => {
     const poison = q.add({ poison: true }, { maxAttempts: 2 });
     const ok = [q.add({ steps: 1 }), q.add({ steps: 1 }), q.add({ steps: 1 })];
