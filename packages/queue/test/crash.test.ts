@@ -62,7 +62,7 @@ describe('crash recovery with real worker processes', () => {
     const w2 = spawnFixture('worker-proc.ts', [t.db, log, t.dir], { EXIT_WHEN_IDLE: '1' });
     expect(await w2.exited).toEqual({ code: 0, signal: null });
     const done = q.get(slow.id);
-    expect(done).toMatchObject({ status: "completed", attempts: 2, error: null });
+    expect(done).toMatchObject({ status: 'completed', attempts: 2, error: null });
     expect(done.outputs.map((o) => [o.kind, o.attempt, o.partial])).toEqual([
       ['section', 1, true],
       ['section', 2, true],
