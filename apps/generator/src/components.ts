@@ -61,7 +61,7 @@ export function resolveModelPaths(opts: LoadOptions): Record<ComponentName, stri
 }
 
 /** The DiT, with LoRAs merged as each weight is read from the checkpoint (nothing unmerged is kept in memory). */
-function loadTransformer(dir: string, load: { device: T.DeviceType; dtype: T.DType }, loras: { path: string; weight: number }[]) {
+function loadTransformer(dir: string, load: { device: T.DeviceType; dtype: T.DType; streamBlocks?: { slots: number } }, loras: { path: string; weight: number }[]) {
   if (!loras.length) return { dit: HunyuanVideoTransformer3DModelPacked.load(dir, load), loraReport: [] };
   const ckpt = openCheckpoint(dir);
   try {
@@ -75,6 +75,16 @@ function loadTransformer(dir: string, load: { device: T.DeviceType; dtype: T.DTy
   } catch (e) {
     if (e instanceof LoraError) throw new GeneratorError(`LoRA: ${e.message}`, 'BAD_PARAMS', { param: 'lora' });
     throw e;
+  } finally {
+    ckpt.close();
+  }
+}
+
+/** Bytes of a checkpoint's tensors once cast to `dtype` (from the headers only). */
+function checkpointBytes(dir: string, dtype: T.DType): number {
+  const ckpt = openCheckpoint(dir);
+  try {
+    return ckpt.keys().reduce((n, k) => n + ckpt.info(k).shape.reduce((a, b) => a * b, 1) * T.BYTES_PER_ELEMENT[dtype], 0);
   } finally {
     ckpt.close();
   }
@@ -95,7 +105,15 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<Components
   const dtype = opts.dtype ?? (device === 'cpu' ? 'f32' : 'bf16');
   const paths = resolveModelPaths(opts);
   const load = { device, dtype };
-  const { dit, loraReport } = loadTransformer(paths.transformer, load, opts.loras ?? []);
+  let streamDit = false;
+  if (opts.vramBudgetGiB !== undefined) {
+    const budget = opts.vramBudgetGiB * 2 ** 30;
+    T.setVramBudget(budget);
+    // Keep the DiT resident only when its weights take under half the budget; otherwise stream its blocks
+    // through two device slots (activations, the VAE and the encoders need the rest).
+    streamDit = checkpointBytes(paths.transformer, dtype) > budget / 2;
+  }
+  const { dit, loraReport } = loadTransformer(paths.transformer, { ...load, ...(streamDit ? { streamBlocks: { slots: 2 } } : {}) }, opts.loras ?? []);
   const vae = HunyuanVideoVae.load(paths.vae, load);
   const llama = LlamaTextEncoder.load(paths.text_encoder, load);
   const clip = ClipTextEncoder.load(paths.text_encoder_2, load);
