@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
 
 /** Whether a process with this pid exists on this host (EPERM means it exists but belongs to someone else). */
 export function isPidAlive(pid: number): boolean {
@@ -35,4 +36,24 @@ export function isProcessAlive(pid: number, startId: string | null): boolean {
   if (startId === null) return true;
   const now = processStartId(pid);
   return now === null || now === startId;
+}
+
+let hostId: string | undefined;
+
+/**
+ * Where pids are comparable: the host name plus, on Linux, the pid namespace. Two containers that share a host
+ * name (e.g. `--network host`) but not a pid namespace count as different hosts, so one never judges the
+ * other's workers by pid (it uses their lease instead).
+ */
+export function hostIdentity(): string {
+  if (hostId === undefined) {
+    let ns = '';
+    try {
+      ns = readlinkSync('/proc/self/ns/pid'); // e.g. "pid:[4026531836]"
+    } catch {
+      /* not Linux: the host name alone */
+    }
+    hostId = ns ? `${hostname()}/${ns}` : hostname();
+  }
+  return hostId;
 }

@@ -1,11 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { JobNotFoundError, JobStateError, QueueDatabaseError, ValidationError } from './errors.js';
 import { SCHEMA_VERSION, migrate } from './schema.js';
-import { isProcessAlive } from './process-identity.js';
+import { hostIdentity, isProcessAlive } from './process-identity.js';
 import {
   FINISHED_STATUSES,
   JOB_STATUSES,
@@ -468,7 +467,7 @@ export class Queue {
   }
 
   private abandonedRows(now: number) {
-    const host = hostname();
+    const host = hostIdentity();
     const candidates = this.st.running!.all() as {
       id: number; owner: string | null; owner_host: string | null; owner_pid: number | null; owner_start: string | null;
       lease_until: number | null; attempts: number; max_attempts: number;

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isRetryable, ValidationError } from './errors.js';
-import { processStartId } from './process-identity.js';
+import { hostIdentity, processStartId } from './process-identity.js';
 import { registerLiveOwner, unregisterLiveOwner, type JobOwner, type Queue } from './queue.js';
 import type { Job, JobContext, JobParams, JobProgress, JobRunner, ParamsValidator } from './types.js';
 
@@ -339,7 +339,7 @@ const MAX_CONSECUTIVE_DB_ERRORS = 10;
 function newOwner(): JobOwner {
   return {
     id: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
-    host: hostname(),
+    host: hostIdentity(),
     pid: process.pid,
     start: processStartId(process.pid),
   };

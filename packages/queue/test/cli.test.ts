@@ -1,9 +1,8 @@
 import { writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Queue, ValidationError, defaultQueuePath, jsonParams, registerQueueCommands, type JobRunner } from '@framepack/queue';
+import { Queue, ValidationError, defaultQueuePath, hostIdentity, jsonParams, registerQueueCommands, type JobRunner } from '@framepack/queue';
 import { tempDir, waitFor } from './helpers.js';
 import { spawnFixture } from './proc.js';
 
@@ -128,7 +127,7 @@ describe('queue commands', () => {
     expect(look((q) => q.get(1).params)).toEqual({ prompt: 'z' });
     await expect(run('queue', 'edit', '1', '--params', '[]')).rejects.toThrow(/must be a JSON object/);
     // a job left running by a dead worker is flagged, and remove refuses it
-    look((q) => q.claim({ id: 'ghost', host: hostname(), pid: process.pid }, 30000));
+    look((q) => q.claim({ id: 'ghost', host: hostIdentity(), pid: process.pid }, 30000));
     lines = [];
     await run('queue', 'list');
     expect(lines[0]).toMatch(/\n2\s+running \(worker gone\)\s/);

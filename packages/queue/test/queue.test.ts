@@ -1,10 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobNotFoundError, JobStateError, Queue, QueueDatabaseError, ValidationError, isPidAlive, isProcessAlive, processStartId } from '@framepack/queue';
+import { JobNotFoundError, JobStateError, Queue, QueueDatabaseError, ValidationError, isPidAlive, isProcessAlive, processStartId, hostIdentity } from '@framepack/queue';
 import { tempDir } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -18,7 +17,7 @@ afterEach(() => {
   t.cleanup();
 });
 
-const owner = (id: string, pid = process.pid, host = hostname()) => ({ id, pid, host });
+const owner = (id: string, pid = process.pid, host = hostIdentity()) => ({ id, pid, host });
 
 /** A pid that certainly belonged to a process that has exited. */
 function deadPid(): number {
@@ -186,7 +185,7 @@ describe('Queue.recover', () => {
     expect(q.get(c.id).status).toBe('running');
   });
 
-  it('a reused pid (alive, but started later than the claimer) counts as dead', () => {
+  it.skipIf(process.platform !== 'linux')('a reused pid (alive, but started later than the claimer) counts as dead', () => {
     const parentStart = processStartId(process.ppid);
     expect(parentStart).toMatch(/^[0-9a-f-]+:\d+$/); // Linux /proc
     const a = q.add({});
@@ -202,6 +201,15 @@ describe('Queue.recover', () => {
     const a = q.add({});
     q.claim(owner('this-process-but-gone'), 30000);
     expect(q.recover().map((r) => r.id)).toEqual([a.id]);
+  });
+
+  it.skipIf(process.platform !== 'linux')('the host identity includes the pid namespace, so containers sharing a host name are not judged by pid', () => {
+    expect(hostIdentity()).toMatch(/\/pid:\[\d+\]$/);
+    const a = q.add({});
+    // same host name, another pid namespace, a pid that does not exist here: judged by its (valid) lease
+    q.claim(owner('container', deadPid(), `${hostIdentity().split('/')[0]}/pid:[1]`), 60000);
+    expect(q.recover()).toEqual([]);
+    expect(q.get(a.id).status).toBe('running');
   });
 
   it('other hosts are judged by their lease', () => {

@@ -1,6 +1,6 @@
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobAbortedError, Queue, RetryableJobError, ValidationError, Worker, jsonParams, type JobRunner } from '@framepack/queue';
+import { JobAbortedError, Queue, hostIdentity, RetryableJobError, ValidationError, Worker, jsonParams, type JobRunner } from '@framepack/queue';
 import { sleep, tempDir, waitFor } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -174,7 +174,7 @@ describe('Worker', () => {
   it('an idle worker wakes on an in-process add and recovers dead jobs on start', async () => {
     // a job left running by a previous (gone) worker of this same process
     const stale = q.add({ n: 0 });
-    q.claim({ id: 'gone-worker', host: (await import('node:os')).hostname(), pid: process.pid }, 30000);
+    q.claim({ id: 'gone-worker', host: hostIdentity(), pid: process.pid }, 30000);
     const ran: number[] = [];
     const w = new Worker({ queue: q, runner: async (p) => (ran.push(p.n as number), { outputs: [] }), pollMs: 60000 });
     const recovered: number[][] = [];
