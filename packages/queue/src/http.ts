@@ -302,7 +302,6 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
       }
       const prev = job;
       job = cur;
-      if (cur.updatedAt === prev.updatedAt && cur.status === prev.status && cur.attempts === prev.attempts) return;
       for (let i = 0; i < cur.outputs.length; i++) {
         const o = cur.outputs[i]!;
         const before = prev.outputs[i];
