@@ -277,7 +277,7 @@ FN(Conv3d)  // (x, w, b, y, dt, xs[5], ws[5], os[5], stride[3], pad[3])
   const int dt = N32(info[4]);
   const int64_t K = ws[1] * ws[2] * ws[3] * ws[4], plane = os[2] * os[3] * os[4], Co = ws[0];
   if (plane == 0 || Co == 0) return env.Undefined();
-  if (K == 0 || getenv("FRAMEPACK_CONV_IMPLICIT")) {
+  if (K == 0 || K + 8 > 65535 || getenv("FRAMEPACK_CONV_IMPLICIT")) {
     launchConv3d(x, w, b, y, dt, xs, ws, os, sti, pdi);
     return env.Undefined();
   }

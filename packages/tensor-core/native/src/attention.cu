@@ -249,6 +249,11 @@ __global__ void __launch_bounds__(128) kFlash(AttnArgs a) {
 // ---------------------------------------------------------------- flash path, pipelined (aligned inputs)
 // 128 query rows per CTA (8 warps x 16), K/V tiles of 64 keys double-buffered in dynamic shared memory and
 // filled with cp.async while the previous tile is computed; K fragments via ldmatrix, V^T via ldmatrix.trans.
+__device__ __forceinline__ float fastExp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
 constexpr int F2_BM = 128, F2_BN = 64, F2_THREADS = 256;
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, bool pred) {
@@ -391,7 +396,7 @@ __global__ void __launch_bounds__(F2_THREADS, 1) kFlash2(AttnArgs a) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
       const float mn = fmaxf(mrow[r], mx[r]);
       const float base = mn == -INFINITY ? 0.f : mn;
-      alpha[r] = exp2f(mrow[r] - base);
+      alpha[r] = fastExp2(mrow[r] - base);
       mrow[r] = mn;
       mx[r] = base;
     }
@@ -400,7 +405,7 @@ __global__ void __launch_bounds__(F2_THREADS, 1) kFlash2(AttnArgs a) {
     for (int nb = 0; nb < F2_BN / 8; nb++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        const float p = exp2f(s[nb][e] - mx[e >> 1]);
+        const float p = fastExp2(s[nb][e] - mx[e >> 1]);
         s[nb][e] = p;
         rs[e >> 1] += p;
       }

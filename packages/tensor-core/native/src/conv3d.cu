@@ -87,21 +87,30 @@ void launchConv3d(const void* x, const void* w, const void* b, void* y, int dt, 
 // (ones) and zero padding, so a weight matrix extended with a bias column adds the bias inside the GEMM
 // (f32 accumulation, one rounding).
 __global__ void kIm2col(const void* __restrict__ x, void* __restrict__ col, int dt, ConvArgs c, int64_t n, int p0, int pc, int K, int Kp) {
-  const int khw = (int)(c.KH * c.KW), kvol = (int)c.KT * khw, OW = (int)c.OW, OHW = (int)(c.OH * c.OW);
-  const int T = (int)c.T, H = (int)c.H, W = (int)c.W;
-  const int64_t xbase = n * c.Ci * c.T * c.H * c.W;
-  const int64_t total = (int64_t)Kp * pc;
-  GRID_STRIDE(i, total) {
-    const int k = (int)(i / pc), p = p0 + (int)(i - (int64_t)k * pc);
-    float v = 0.f;
-    if (k < K) {
-      const int ot = p / OHW, r = p - ot * OHW, oh = r / OW, ow = r - oh * OW;
-      const int ci = k / kvol, rem = k - ci * kvol, kt = rem / khw, r2 = rem - kt * khw, kh = r2 / (int)c.KW, kw = r2 - kh * (int)c.KW;
-      const int it = ot * c.st + kt - c.pt, ih = oh * c.sh + kh - c.ph, iw = ow * c.sw + kw - c.pw;
-      if (it >= 0 && it < T && ih >= 0 && ih < H && iw >= 0 && iw < W) v = ld<float>(x, dt, xbase + (((int64_t)ci * T + it) * H + ih) * W + iw);
-    } else if (k == K) v = 1.f;
-    st<float>(col, dt, i, v);
+  // grid: x over output positions, y over input channels; each thread walks its channel's kT*kH*kW rows,
+  // so the position is decomposed once and the kernel offsets are loop counters
+  const int ci = blockIdx.y, q = blockIdx.x * blockDim.x + threadIdx.x;
+  if (q >= pc) return;
+  const int OW = (int)c.OW, OHW = (int)(c.OH * c.OW), T = (int)c.T, H = (int)c.H, W = (int)c.W;
+  const int p = p0 + q, ot = p / OHW, r = p - ot * OHW, oh = r / OW, ow = r - oh * OW;
+  const int t0 = ot * c.st - c.pt, h0 = oh * c.sh - c.ph, w0 = ow * c.sw - c.pw;
+  const int64_t xb = (n * c.Ci + ci) * c.T * c.H * c.W;
+  int64_t o = (int64_t)ci * c.KT * c.KH * c.KW * pc + q;
+  for (int kt = 0; kt < (int)c.KT; kt++) {
+    const int it = t0 + kt;
+    const bool tin = it >= 0 && it < T;
+    for (int kh = 0; kh < (int)c.KH; kh++) {
+      const int ih = h0 + kh;
+      const bool hin = tin && ih >= 0 && ih < H;
+      const int64_t rowb = xb + ((int64_t)it * H + ih) * W;
+      for (int kw = 0; kw < (int)c.KW; kw++, o += pc) {
+        const int iw = w0 + kw;
+        st<float>(col, dt, o, hin && iw >= 0 && iw < W ? ld<float>(x, dt, rowb + iw) : 0.f);
+      }
+    }
   }
+  if (ci == 0)  // the bias row of ones and the zero padding rows
+    for (int k = K; k < Kp; k++) st<float>(col, dt, (int64_t)k * pc + q, k == K ? 1.f : 0.f);
 }
 /** W' (Co, Kp) = [W | bias | 0...] so that W' @ [col; 1; 0...] = W @ col + bias. */
 __global__ void kExtendWeight(const void* w, const void* b, void* w2, int dt, int64_t Co, int64_t K, int64_t Kp) {
@@ -118,7 +127,9 @@ void launchIm2col(const void* x, void* col, int dt, const int64_t* xs, const int
   ConvArgs c{xs[0], xs[1], xs[2], xs[3], xs[4], ws[0], ws[2], ws[3], ws[4], os[2], os[3], os[4], stride[0], stride[1], stride[2], pad[0], pad[1], pad[2]};
   const int64_t K = c.Ci * c.KT * c.KH * c.KW, total = Kp * pc;
   if (total == 0) return;
-  kIm2col<<<gridFor(total), 256, 0, g_stream>>>(x, col, dt, c, n, (int)p0, (int)pc, (int)K, (int)Kp);
+  if (c.Ci > 65535) throw std::runtime_error("conv3d: more than 65535 input channels is not supported on CUDA");
+  dim3 grid((unsigned)((pc + 255) / 256), (unsigned)c.Ci);
+  kIm2col<<<grid, 256, 0, g_stream>>>(x, col, dt, c, n, (int)p0, (int)pc, (int)K, (int)Kp);
   checkLaunch("im2col");
 }
 __global__ void kChannelBias(void* y, const void* b, int dt, int64_t C, int64_t plane, int64_t total) {
