@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { JobNotFoundError, JobStateError, QueueDatabaseError, ValidationError } from './errors.js';
 import { SCHEMA_VERSION, migrate } from './schema.js';
 import { hostIdentity, isProcessAlive } from './process-identity.js';
@@ -98,7 +98,10 @@ export class Queue {
     }
     try {
       if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
-      this.db = new DatabaseSync(this.path);
+      // Loaded on first use, so a CLI that merely mounts the queue commands does not print node:sqlite's
+      // ExperimentalWarning for unrelated commands.
+      const sqlite = process.getBuiltinModule('node:sqlite');
+      this.db = new sqlite.DatabaseSync(this.path);
       // busy_timeout first: the WAL switch and the migration take the write lock.
       this.db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.round(opts.busyTimeoutMs ?? 15000))}`);
       const mode = this.db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string };
