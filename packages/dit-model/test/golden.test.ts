@@ -17,6 +17,12 @@ describe.skipIf(!existsSync(golden))('golden dit-forward', () => {
     expect(results.length).toBeGreaterThan(0);
     for (const r of results) expect({ case: r.case, status: r.status, error: r.error }).toEqual({ case: r.case, status: 'pass', error: undefined });
   });
+  it('every dit-forward case passes with bf16 storage (the half-precision tolerance)', async () => {
+    const results = await runGoldenDir(golden, { only: ['dit-forward'], dtype: 'bf16' });
+    for (const r of results) console.log(formatResult(r), `${r.seconds.toFixed(2)} s`);
+    expect(results.length).toBeGreaterThan(0);
+    for (const r of results) expect({ case: r.case, status: r.status, error: r.error }).toEqual({ case: r.case, status: 'pass', error: undefined });
+  });
 });
 
 /** The reference forward's argument names -> PackedDiTInputs fields (as the golden kind maps them). */
