@@ -99,6 +99,14 @@ describe('packed DiT forward', () => {
     }
   });
 
+  it('batch > 1 with different frame positions per row: each row as if alone', () => {
+    const inp = inputs(2, 35, [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]);
+    inp.latentIndices = T.tensor([4, 5, 9, 11], [2, 2], { dtype: 'i64' });
+    inp.cleanLatentIndices4x = T.tensor([9, 10, 11, 12, 13, 1, 2, 3, 4, 5], [2, 5], { dtype: 'i64' });
+    const out = model.forward(inp);
+    for (let b = 0; b < 2; b++) expect(maxAbsDiff(T.slice(out, 0, b, b + 1), model.forward(row(inp, b))), `row ${b}`).toBeLessThan(2e-5);
+  });
+
   it('batch-1 clean latents, indices and image tokens are shared by every row', () => {
     const inp = inputs(2, 40, [[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]]);
     const shared: PackedDiTInputs = { ...inp };
