@@ -63,9 +63,13 @@ export async function startQueueServer<P>(opts: QueueServerOptions<P>): Promise<
   }
   const server = createServer(createQueueHandler(opts));
   await new Promise<void>((res, rej) => {
-    server.once('error', rej);
+    const onError = (err: NodeJS.ErrnoException) =>
+      rej(err.code === 'EADDRINUSE' ? new QueueConfigError(`${host}:${opts.port ?? 8765} is already in use: stop the other server or pick another --port`)
+        : err.code === 'EADDRNOTAVAIL' ? new QueueConfigError(`cannot bind to ${host}: no such local address (--host)`)
+        : err);
+    server.once('error', onError);
     server.listen(opts.port ?? 8765, host, () => {
-      server.off('error', rej);
+      server.off('error', onError);
       res();
     });
   });

@@ -40,6 +40,8 @@ describe('HTTP API', () => {
   it('binds to loopback by default and refuses a public address without a token', async () => {
     expect(srv.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     await expect(startQueueServer({ queue: q, host: '0.0.0.0', port: 0 })).rejects.toThrow(QueueConfigError);
+    const port = Number(new URL(srv.url).port);
+    await expect(startQueueServer({ queue: q, port })).rejects.toThrow(new RegExp(`127.0.0.1:${port} is already in use`));
   });
 
   it('requires the bearer token', async () => {
