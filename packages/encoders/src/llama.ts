@@ -225,12 +225,15 @@ export class LlamaTextEncoder {
     const keyMask = attentionMask
       ? T.tidy(() => T.reshape(attentionMask.dtype === 'bool' ? T.clone(attentionMask) : T.ne(T.toDevice(attentionMask, this.device), 0), [B, 1, 1, L]))
       : null;
+    // GQA: query head j reads key/value head floor(j / rep); the index is built once per call.
+    const rep = c.numAttentionHeads / c.numKeyValueHeads;
+    const kvMap = rep > 1 ? T.tensor(Int32Array.from({ length: c.numAttentionHeads }, (_, j) => Math.floor(j / rep)), [c.numAttentionHeads], { dtype: 'i32', device: this.device }) : null;
     try {
       let h = T.embedding(T.toDevice(inputIds, this.device), this.p('embed_tokens.weight'));
       // hidden_states[i] for i < numHiddenLayers is the raw output of layer i-1; the last entry is normed.
       const layersToRun = idx === c.numHiddenLayers ? c.numHiddenLayers : idx;
       for (let i = 0; i < layersToRun; i++) {
-        const next = this.layer(h, i, cos, sin, keyMask);
+        const next = this.layer(h, i, cos, sin, keyMask, kvMap);
         h.dispose();
         h = next;
       }
@@ -244,11 +247,12 @@ export class LlamaTextEncoder {
       cos.dispose();
       sin.dispose();
       keyMask?.dispose();
+      kvMap?.dispose();
     }
   }
 
   /** One decoder layer: h + o(attn(RMSNorm(h))), then + down(act(gate(n)) * up(n)). */
-  private layer(h: T.Tensor, i: number, cos: T.Tensor, sin: T.Tensor, keyMask: T.Tensor | null): T.Tensor {
+  private layer(h: T.Tensor, i: number, cos: T.Tensor, sin: T.Tensor, keyMask: T.Tensor | null, kvMap: T.Tensor | null): T.Tensor {
     const c = this.config;
     const p = (n: string) => this.p(`layers.${i}.${n}`);
     const b = (n: string) => this.pOpt(`layers.${i}.${n}`);
@@ -257,12 +261,9 @@ export class LlamaTextEncoder {
       const q = T.rope(splitHeads(T.linear(n1, p('self_attn.q_proj.weight'), b('self_attn.q_proj.bias')), c.numAttentionHeads), cos, sin, 'half');
       let k = T.rope(splitHeads(T.linear(n1, p('self_attn.k_proj.weight'), b('self_attn.k_proj.bias')), c.numKeyValueHeads), cos, sin, 'half');
       let v = splitHeads(T.linear(n1, p('self_attn.v_proj.weight'), b('self_attn.v_proj.bias')), c.numKeyValueHeads);
-      const rep = c.numAttentionHeads / c.numKeyValueHeads;
-      if (rep > 1) {
-        // GQA: query head j reads key/value head floor(j / rep).
-        const map = T.tensor(Int32Array.from({ length: c.numAttentionHeads }, (_, j) => Math.floor(j / rep)), [c.numAttentionHeads], { dtype: 'i32', device: this.device });
-        k = T.indexSelect(k, 1, map);
-        v = T.indexSelect(v, 1, map);
+      if (kvMap) {
+        k = T.indexSelect(k, 1, kvMap);
+        v = T.indexSelect(v, 1, kvMap);
       }
       const a = T.scaledDotProductAttention(q, k, v, { mask: keyMask, causal: true, scale: 1 / Math.sqrt(c.headDim) });
       const h1 = T.add(h, T.linear(mergeHeads(a), p('self_attn.o_proj.weight'), b('self_attn.o_proj.bias')));
