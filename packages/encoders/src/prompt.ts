@@ -83,13 +83,18 @@ export function encodeLlamaPrompt(
   const enc = tokenizer.encode(applyPromptTemplate(prompt, opts.template), { maxLength: (opts.maxLength ?? 256) + cropStart, padding: 'max_length', truncation: true });
   const valid = enc.attentionMask.reduce((a, b) => a + b, 0);
   if (valid <= cropStart) throw new EncoderInputError(`the templated prompt has ${valid} tokens, not more than crop_start (${cropStart}); is this the HunyuanVideo LLaMA tokenizer?`);
-  const ids = T.tensor(BigInt64Array.from(enc.ids, (v) => BigInt(v)), [1, enc.ids.length], { dtype: 'i64' });
-  const mask = T.tensor(BigInt64Array.from(enc.attentionMask, (v) => BigInt(v)), [1, enc.ids.length], { dtype: 'i64' });
+  for (let i = 0; i < valid; i++)
+    if (!enc.attentionMask[i]) throw new EncoderInputError('the tokenizer pads on the left; FramePack needs right padding (tokenizer_config.json padding_side)');
+  // With right padding and causal attention the real tokens never see the padding, so running the valid
+  // tokens alone gives the same hidden states as the reference's padded call (and skips the padded compute).
+  const ids = T.tensor(BigInt64Array.from(enc.ids.slice(0, valid), (v) => BigInt(v)), [1, valid], { dtype: 'i64' });
   try {
-    return cropLlamaHidden(llama.forward(ids, mask, { hiddenStateIndex: opts.hiddenStateIndex ?? -3 }), mask, cropStart, true);
+    const hidden = llama.forward(ids, null, { hiddenStateIndex: opts.hiddenStateIndex ?? -3 });
+    const out = T.tidy(() => T.clone(T.slice(hidden, 1, cropStart, valid)));
+    hidden.dispose();
+    return out;
   } finally {
     ids.dispose();
-    mask.dispose();
   }
 }
 

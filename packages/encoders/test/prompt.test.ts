@@ -57,8 +57,11 @@ describe('encodePromptConds (tiny random models, real LLaMA-3 tokenizer)', () =>
     const nText = tokens.length - HUNYUAN_CROP_START;
     expect(conds.llamaVec.shape).toEqual([1, 512, 8]);
     expect(conds.llamaMask.toArray().reduce((a, b) => a + b, 0)).toBe(nText);
-    // Independent path: the unpadded sequence through the model, layer output index 1 (= hidden_states[-3] of 3 layers)
-    const ref = T.slice(llama.forward(ids([tokens]), null, { hiddenStateIndex: 1 }), 1, HUNYUAN_CROP_START, tokens.length);
+    // The reference's path: padded to 256 + 95 with the attention mask, layer output index 1 (= hidden_states[-3]
+    // of 3 layers), then [95, valid).
+    const padded = [...tokens, ...new Array(351 - tokens.length).fill(128001)];
+    const mask = padded.map((_, i) => (i < tokens.length ? 1 : 0));
+    const ref = T.slice(llama.forward(ids([padded]), ids([mask]), { hiddenStateIndex: 1 }), 1, HUNYUAN_CROP_START, tokens.length);
     expect(relErr(T.slice(conds.llamaVec, 1, 0, nText), ref)).toBeLessThan(1e-6);
     expect(T.slice(conds.llamaVec, 1, nText, 512).toFloat32Array().every((v) => v === 0)).toBe(true);
     // CLIP: <start> a cat <end> <pad>... pooled at the first max id (the EOS at position 3)
