@@ -73,6 +73,12 @@ describe('encodePromptConds (tiny random models, real LLaMA-3 tokenizer)', () =>
     expect(neg.llamaVec.toFloat32Array().every((v) => v === 0) && neg.clipPooler.toFloat32Array().every((v) => v === 0)).toBe(true);
     expect(neg.llamaMask.toArray()).toEqual(conds.llamaMask.toArray());
   });
+  it('refuses a left-padding tokenizer (the crop assumes right padding)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const j = JSON.parse(readFileSync(join(llama3Dir(), 'tokenizer.json'), 'utf8'));
+    const left = LlamaTokenizer.fromJson(j, { padding_side: 'left', pad_token: '<|end_of_text|>' });
+    expect(() => encodePromptConds('a cat', { llama, clip, llamaTokenizer: left, clipTokenizer })).toThrow(/right padding/);
+  });
   it('cuts prompts to maxLength tokens', () => {
     const long = new Array(40).fill('cat').join(' ');
     const c = encodePromptConds(long, { llama, clip, llamaTokenizer, clipTokenizer, maxLength: 16, padLength: 24 });
