@@ -212,7 +212,8 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
     .option('--max-jobs <n>', 'exit after n jobs', int('max jobs', 1, 1_000_000_000))
     .option('--poll-ms <ms>', 'idle poll interval', int('poll interval', 10, 3_600_000), 1000)
     .option('--lease-ms <ms>', 'lease renewed by the heartbeat', int('lease', 1000, 3_600_000), 30000)
-    .action(async (o: { once?: boolean; maxJobs?: number; pollMs: number; leaseMs: number }) => {
+    .option('--slot <name>', 'refuse to start while another live worker holds this slot (e.g. the GPU: cuda:0)')
+    .action(async (o: { once?: boolean; maxJobs?: number; pollMs: number; leaseMs: number; slot?: string }) => {
       const runner = await deps.runner();
       await withQueue(async (q) => {
         const worker = new Worker<P>({
@@ -223,6 +224,7 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
           leaseMs: o.leaseMs,
           exitWhenIdle: !!o.once,
           ...(o.maxJobs !== undefined ? { maxJobs: o.maxJobs } : {}),
+          ...(o.slot !== undefined ? { slot: o.slot } : {}),
           log: (l) => err(l),
         });
         const stop = stopSignal(deps.stopSignal, err);
@@ -247,7 +249,8 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
     .option('--upload-dir <dir>', 'where uploaded inputs are stored (default: uploads/ next to the database)')
     .option('--max-body-mb <n>', 'largest request body in MiB', int('max body', 1, 4096), 64)
     .option('--worker', 'also run a worker in this process')
-    .action(async (o: { host: string; port: number; token?: string; uploadDir?: string; maxBodyMb: number; worker?: boolean }) => {
+    .option('--slot <name>', 'the in-process worker\'s slot (see worker --slot)')
+    .action(async (o: { host: string; port: number; token?: string; uploadDir?: string; maxBodyMb: number; worker?: boolean; slot?: string }) => {
       const token = o.token ?? process.env.FRAMEPACK_TOKEN ?? undefined;
       const runner = o.worker ? await deps.runner() : undefined;
       await withQueue(async (q) => {
@@ -261,19 +264,24 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
           maxBodyBytes: o.maxBodyMb * 1024 * 1024,
           log: (l) => err(l),
         });
-        const worker = runner ? new Worker<P>({ queue: q, runner, validateParams: deps.validateParams, log: (l) => err(l) }) : undefined;
+        const worker = runner
+          ? new Worker<P>({ queue: q, runner, validateParams: deps.validateParams, log: (l) => err(l), ...(o.slot !== undefined ? { slot: o.slot } : {}) })
+          : undefined;
         const loop = worker?.run();
+        // A worker that cannot start (e.g. its slot is taken) takes the server down with it, loudly.
+        const failed = loop?.then(() => undefined, (e: unknown) => e);
         err(`serving ${q.path} on ${srv.url}${token ? ' (token required)' : ''}${worker ? ' with a worker' : ''}`);
         deps.onListening?.(srv.url);
         const stop = stopSignal(deps.stopSignal, err);
         try {
-          await new Promise<void>((res) => {
-            if (stop.signal.aborted) res();
-            stop.signal.addEventListener('abort', () => res(), { once: true });
+          const workerError = await new Promise<unknown>((res) => {
+            if (stop.signal.aborted) res(undefined);
+            stop.signal.addEventListener('abort', () => res(undefined), { once: true });
+            void failed?.then((e) => e !== undefined && res(e));
           });
           await worker?.stop('requeue');
-          await loop;
           await srv.close();
+          if (workerError !== undefined) throw workerError;
         } finally {
           stop.dispose();
         }

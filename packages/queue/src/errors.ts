@@ -8,7 +8,8 @@ export type QueueErrorCode =
   | 'E_VALIDATION'
   | 'E_DB'
   | 'E_CONFIG'
-  | 'E_CLOSED';
+  | 'E_CLOSED'
+  | 'E_SLOT_TAKEN';
 
 export class QueueError extends Error {
   constructor(
@@ -51,6 +52,18 @@ export class QueueConfigError extends QueueError {
   constructor(message: string) {
     super(message, 'E_CONFIG', 500);
     this.name = 'QueueConfigError';
+  }
+}
+
+/** Another live worker holds the named worker slot (e.g. the same GPU). */
+export class SlotTakenError extends QueueError {
+  constructor(readonly slot: string, readonly holder: string, readonly holderPid: number | null) {
+    super(
+      `worker slot "${slot}" is held by ${holder}${holderPid !== null ? ` (pid ${holderPid})` : ''}: stop that worker, or give this one another slot`,
+      'E_SLOT_TAKEN',
+      409,
+    );
+    this.name = 'SlotTakenError';
   }
 }
 

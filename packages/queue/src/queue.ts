@@ -74,6 +74,29 @@ export function unregisterLiveOwner(owner: string): void {
 
 type Row = Record<string, unknown>;
 
+/** The owner columns shared by jobs and worker slots. */
+interface OwnerRow {
+  owner: string | null;
+  owner_host: string | null;
+  owner_pid: number | null;
+  owner_start: string | null;
+  lease_until: number | null;
+}
+
+/**
+ * Whether the owner of a running job (or of a slot) is gone. On this host (host name + pid namespace) by its
+ * process: the pid is gone or has another start stamp; in this very process, the owner is no live worker. The
+ * lease is not used there, so a runner blocking the event loop keeps its job. Elsewhere, by the lease.
+ */
+function isOwnerGone(r: OwnerRow, now: number): boolean {
+  if (!r.owner) return true;
+  if (r.owner_host === hostIdentity() && r.owner_pid !== null) {
+    if (r.owner_pid === process.pid) return !liveOwnersInProcess.has(r.owner);
+    return !isProcessAlive(r.owner_pid, r.owner_start);
+  }
+  return r.lease_until === null || r.lease_until < now;
+}
+
 /**
  * A persistent job queue on one SQLite file (WAL). Every state change is one short write transaction, so several
  * processes (submitters, workers, the HTTP server) can share the file, and a process killed at any point leaves
@@ -470,19 +493,41 @@ export class Queue {
   }
 
   private abandonedRows(now: number) {
-    const host = hostIdentity();
-    const candidates = this.st.running!.all() as {
-      id: number; owner: string | null; owner_host: string | null; owner_pid: number | null; owner_start: string | null;
-      lease_until: number | null; attempts: number; max_attempts: number;
-    }[];
-    return candidates.filter((r) => {
-      if (!r.owner) return true;
-      if (r.owner_host === host && r.owner_pid !== null) {
-        if (r.owner_pid === process.pid) return !liveOwnersInProcess.has(r.owner);
-        return !isProcessAlive(r.owner_pid, r.owner_start);
-      }
-      return r.lease_until === null || r.lease_until < now;
+    const candidates = this.st.running!.all() as unknown as (OwnerRow & { id: number; attempts: number; max_attempts: number })[];
+    return candidates.filter((r) => isOwnerGone(r, now));
+  }
+
+  // ---------------------------------------------------------------- worker slots
+
+  /**
+   * Takes the named slot (e.g. "cuda:0") for `owner` unless a live worker holds it (judged like job owners: pid
+   * and start stamp on this host, lease elsewhere). Returns the holder's owner id when the slot is taken.
+   */
+  acquireSlot(slot: string, owner: JobOwner, leaseMs: number): { ok: true } | { ok: false; holder: string; pid: number | null } {
+    if (typeof slot !== 'string' || slot === '' || slot.length > 200) throw new ValidationError('must be a non-empty string of at most 200 characters', 'slot');
+    return this.tx(() => {
+      const now = Date.now();
+      const cur = this.conn.prepare('SELECT * FROM worker_slots WHERE slot = ?').get(slot) as (OwnerRow & { owner: string }) | undefined;
+      if (cur && cur.owner !== owner.id && !isOwnerGone(cur, now)) return { ok: false as const, holder: cur.owner, pid: cur.owner_pid };
+      this.conn
+        .prepare(`INSERT INTO worker_slots (slot, owner, owner_host, owner_pid, owner_start, lease_until, acquired_at)
+                  VALUES (?, ?, ?, ?, ?, ?, ?)
+                  ON CONFLICT (slot) DO UPDATE SET owner = excluded.owner, owner_host = excluded.owner_host,
+                    owner_pid = excluded.owner_pid, owner_start = excluded.owner_start, lease_until = excluded.lease_until,
+                    acquired_at = excluded.acquired_at`)
+        .run(slot, owner.id, owner.host, owner.pid, owner.start ?? null, now + leaseMs, now);
+      return { ok: true as const };
     });
+  }
+
+  /** Renews the slot's lease; false when the slot is no longer ours. */
+  renewSlot(slot: string, owner: string, leaseMs: number): boolean {
+    const res = this.conn.prepare('UPDATE worker_slots SET lease_until = ? WHERE slot = ? AND owner = ?').run(Date.now() + leaseMs, slot, owner);
+    return Number(res.changes) === 1;
+  }
+
+  releaseSlot(slot: string, owner: string): void {
+    this.conn.prepare('DELETE FROM worker_slots WHERE slot = ? AND owner = ?').run(slot, owner);
   }
 
   close(): void {

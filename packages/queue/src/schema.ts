@@ -5,7 +5,7 @@ import type { DatabaseSync } from 'node:sqlite';
  * pins the status vocabulary (the reference core wrote `done` into a table whose CHECK only allowed `completed`).
  * `user_version` versions the schema so later migrations can be applied in order.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: Record<number, string> = {
   1: `
@@ -32,6 +32,18 @@ const MIGRATIONS: Record<number, string> = {
       finished_at   INTEGER
     );
     CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (status, priority DESC, id);
+  `,
+  // Named worker slots (e.g. one per GPU): at most one live worker holds a slot.
+  2: `
+    CREATE TABLE IF NOT EXISTS worker_slots (
+      slot          TEXT PRIMARY KEY,
+      owner         TEXT NOT NULL,
+      owner_host    TEXT,
+      owner_pid     INTEGER,
+      owner_start   TEXT,
+      lease_until   INTEGER,
+      acquired_at   INTEGER NOT NULL
+    );
   `,
 };
 

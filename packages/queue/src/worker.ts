@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { isRetryable, ValidationError } from './errors.js';
+import { isRetryable, SlotTakenError, ValidationError } from './errors.js';
 import { hostIdentity, processStartId } from './process-identity.js';
 import { registerLiveOwner, unregisterLiveOwner, type JobOwner, type Queue } from './queue.js';
 import type { Job, JobContext, JobParams, JobProgress, JobRunner, ParamsValidator } from './types.js';
@@ -22,6 +22,11 @@ export interface WorkerOptions<P = JobParams> {
   progressIntervalMs?: number;
   /** How often dead workers' jobs are looked for while this worker runs. Default 10000 ms. */
   recoverIntervalMs?: number;
+  /**
+   * A named slot, e.g. the GPU this worker uses ("cuda:0"). run() fails with SlotTakenError while another live
+   * worker holds the same slot on this queue, so two workers never share one GPU by mistake.
+   */
+  slot?: string;
   /** Stop after this many jobs (finished in any way). */
   maxJobs?: number;
   /** Return from run() when the queue is empty instead of waiting for work. */
@@ -65,7 +70,7 @@ export interface WorkerEvents {
  */
 export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
   private ownerInfo: JobOwner;
-  private readonly o: Required<Omit<WorkerOptions<P>, 'validateParams' | 'maxJobs' | 'log'>> & WorkerOptions<P>;
+  private readonly o: Required<Omit<WorkerOptions<P>, 'validateParams' | 'maxJobs' | 'log' | 'slot'>> & WorkerOptions<P>;
   private stopping: 'no' | 'drain' | 'requeue' = 'no';
   private current: { job: Job; ac: AbortController } | null = null;
   private wake: (() => void) | null = null;
@@ -104,6 +109,19 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
     this.ownerInfo = newOwner();
     if (live) registerLiveOwner(this.ownerInfo.id);
     this.lastRecover = 0;
+    // The slot follows the new identity (the old one is no live worker any more, so it can be taken over).
+    if (live && this.o.slot !== undefined) {
+      try {
+        this.takeSlot();
+      } catch (err) {
+        this.log(`worker slot "${this.o.slot}": ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  private takeSlot(): void {
+    const got = this.o.queue.acquireSlot(this.o.slot!, this.owner, this.o.leaseMs);
+    if (!got.ok) throw new SlotTakenError(this.o.slot!, got.holder, got.pid);
   }
 
   private log(line: string): void {
@@ -131,7 +149,19 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
     const onAdded = () => this.wake?.();
     this.o.queue.events.on('added', onAdded);
     let dbErrors = 0;
+    let slotTimer: NodeJS.Timeout | null = null;
     try {
+      if (this.o.slot !== undefined) {
+        this.takeSlot();
+        slotTimer = setInterval(() => {
+          try {
+            if (!this.o.queue.renewSlot(this.o.slot!, this.owner.id, this.o.leaseMs)) this.takeSlot();
+          } catch (err) {
+            this.log(`worker slot "${this.o.slot}": renewal failed: ${errorMessage(err)}`);
+          }
+        }, Math.max(100, Math.floor(this.o.leaseMs / 3)));
+        slotTimer.unref();
+      }
       this.lastRecover = 0;
       while (this.stopping === 'no') {
         if (this.o.maxJobs !== undefined && this.jobsDone >= this.o.maxJobs) break;
@@ -161,6 +191,14 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
         this.wake = null;
       }
     } finally {
+      if (slotTimer) clearInterval(slotTimer);
+      if (this.o.slot !== undefined && !this.o.queue.closed) {
+        try {
+          this.o.queue.releaseSlot(this.o.slot, this.owner.id);
+        } catch (err) {
+          this.log(`worker slot "${this.o.slot}": release failed: ${errorMessage(err)}`);
+        }
+      }
       this.o.queue.events.off('added', onAdded);
       this.looping = false;
       unregisterLiveOwner(this.owner.id);
@@ -184,7 +222,7 @@ export class Worker<P = JobParams> extends EventEmitter<WorkerEvents> {
     this.stopping = mode;
     this.wake?.();
     if (mode === 'requeue' && this.current) this.current.ac.abort(new JobAbortedError('shutdown', this.current.job.id));
-    await this.running;
+    await this.running?.catch(() => {}); // a loop error is reported to run()'s caller
   }
 
   /** Claims and runs one job; undefined when the queue is empty. */

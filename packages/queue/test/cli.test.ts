@@ -170,6 +170,15 @@ describe('queue commands', () => {
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
 
+  it('worker --slot refuses to start while a live worker holds the slot; serve --worker fails loudly too', async () => {
+    const q = Queue.open(t.db);
+    expect(q.acquireSlot('cuda:0', { id: 'parent', host: hostIdentity(), pid: process.ppid }, 60000)).toEqual({ ok: true });
+    q.close();
+    await expect(cli()('worker', '--once', '--slot', 'cuda:0')).rejects.toThrow(/worker slot "cuda:0" is held by parent/);
+    await expect(cli()('serve', '--port', '0', '--worker', '--slot', 'cuda:0')).rejects.toThrow(/worker slot "cuda:0" is held by parent/);
+    await cli()('worker', '--once', '--slot', 'cuda:1');
+  });
+
   it('the default database path honours FRAMEPACK_QUEUE_DB', () => {
     expect(defaultQueuePath({ FRAMEPACK_QUEUE_DB: '/x/q.sqlite' })).toBe('/x/q.sqlite');
     expect(defaultQueuePath({})).toMatch(/\.framepack\/queue\.sqlite$/);

@@ -41,12 +41,33 @@ describe('Queue basics', () => {
   it('uses WAL and rejects bad options', () => {
     const raw = new DatabaseSync(t.db, { readOnly: true });
     expect(raw.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
-    expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 1 });
+    expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 2 });
     raw.close();
     expect(() => q.add([] as never)).toThrow(ValidationError);
     expect(() => q.add({}, { maxAttempts: 0 })).toThrow(/maxAttempts/);
     expect(() => q.add({}, { priority: 1.5 })).toThrow(/priority/);
     expect(() => q.list({ status: 'done' as never })).toThrow(/unknown status "done"/);
+  });
+
+  it('migrates an older database in place and refuses a newer one', () => {
+    const old = join(t.dir, 'v1.sqlite');
+    const raw = new DatabaseSync(old);
+    raw.exec(`CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, status TEXT NOT NULL, params TEXT NOT NULL,
+      priority INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 3,
+      progress TEXT NOT NULL DEFAULT '{"fraction":0}', outputs TEXT NOT NULL DEFAULT '[]', error TEXT, owner TEXT,
+      owner_host TEXT, owner_pid INTEGER, owner_start TEXT, lease_until INTEGER, heartbeat_at INTEGER,
+      created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER);
+      INSERT INTO jobs (status, params, created_at, updated_at) VALUES ('queued', '{"kept":true}', 1, 1);
+      PRAGMA user_version = 1;`);
+    raw.close();
+    const q1 = Queue.open(old);
+    expect(q1.get(1).params).toEqual({ kept: true });
+    expect(q1.acquireSlot('s', owner('w'), 1000)).toEqual({ ok: true }); // the v2 table exists
+    q1.close();
+    const newer = new DatabaseSync(old);
+    newer.exec('PRAGMA user_version = 99');
+    newer.close();
+    expect(() => Queue.open(old)).toThrow(/schema version 99 is newer than this package supports \(2\)/);
   });
 
   it('gives a clear error for a path it cannot open', () => {

@@ -1,6 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobAbortedError, Queue, hostIdentity, RetryableJobError, ValidationError, Worker, jsonParams, type JobRunner } from '@framepack/queue';
+import { JobAbortedError, Queue, SlotTakenError, hostIdentity, RetryableJobError, ValidationError, Worker, jsonParams, type JobRunner } from '@framepack/queue';
 import { sleep, tempDir, waitFor } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -217,4 +218,28 @@ describe('Worker', () => {
     expect(logs.some((l) => /queue database error \(1\/10\), retrying: .*locked/.test(l))).toBe(true);
     expect(logs.some((l) => new RegExp(`recovered job ${a.id} from dead worker .*: requeued`).test(l))).toBe(true);
   });
+
+  it('a worker slot admits one live worker; it is freed on stop and taken over from a dead holder', async () => {
+    const runner: JobRunner = async () => ({ outputs: [] });
+    const a = new Worker({ queue: q, runner, slot: 'cuda:0', pollMs: 20 });
+    const loopA = a.run(); // takes the slot synchronously, before its first await
+    const b = new Worker({ queue: q, runner, slot: 'cuda:0', pollMs: 20 });
+    await expect(b.run()).rejects.toThrow(SlotTakenError);
+    await expect(b.run()).rejects.toThrow(/worker slot "cuda:0" is held by .* \(pid \d+\): stop that worker/);
+    const other = new Worker({ queue: q, runner, slot: 'cuda:1', pollMs: 20, exitWhenIdle: true });
+    await other.run(); // another slot is fine
+    await a.stop();
+    await loopA;
+    const c = new Worker({ queue: q, runner, slot: 'cuda:0', exitWhenIdle: true });
+    await c.run(); // freed by a's stop
+    // a holder that died without releasing (a process that no longer exists) does not block the slot
+    const dead = { id: 'dead-holder', host: hostIdentity(), pid: deadPidForSlot(), start: null };
+    expect(q.acquireSlot('cuda:0', dead, 60000)).toEqual({ ok: true });
+    await new Worker({ queue: q, runner, slot: 'cuda:0', exitWhenIdle: true }).run();
+  });
 });
+
+function deadPidForSlot(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+  return Number(r.stdout.toString());
+}
