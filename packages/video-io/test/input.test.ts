@@ -12,6 +12,7 @@ import {
   ImageReadError,
   imageToTensor,
   jpegDecoder,
+  jpegExifOrientation,
   prepareInputImage,
   pyRound,
   readImage,
@@ -75,6 +76,16 @@ describe('readImage', () => {
       expect(worst).toBeLessThanOrEqual(name.startsWith('cmyk') ? 1 : 0); // CMYK goes through jpeg-js
     });
   it('uses libjpeg-turbo here', () => expect(jpegDecoder()).toBe('libjpeg-turbo'));
+  const exif = JSON.parse(readFileSync(join(here, 'fixtures/pillow-exif.json'), 'utf8')).cases as Record<string, { jpeg: string; pil: string; width: number; height: number }>;
+  for (const [o, c] of Object.entries(exif))
+    it(`EXIF orientation ${o} is applied like ImageOps.exif_transpose`, () => {
+      const bytes = b64(c.jpeg);
+      expect(jpegExifOrientation(bytes)).toBe(Number(o));
+      const img = readImage(bytes);
+      expect([img.width, img.height]).toEqual([c.width, c.height]);
+      expect(Buffer.from(img.data).equals(Buffer.from(b64(c.pil)))).toBe(true);
+      expect([readImage(bytes, { exifTranspose: false }).width]).toEqual([5]);
+    });
   it('keeps decoding after a corrupt JPEG', () => {
     const c = jpegs.rgb_q90_420;
     const bytes = b64(c.jpeg);

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { ImageReadError } from './errors.js';
+import { applyOrientation, jpegExifOrientation } from './orientation.js';
 
 /** An 8-bit RGB image, rows top to bottom, pixels interleaved R,G,B (numpy HWC uint8). */
 export interface RgbImage {
@@ -87,10 +88,11 @@ function decodeJpeg(bytes: Uint8Array, path?: string): RgbImage {
 
 /**
  * Decode a PNG or JPEG (bytes or a file path) into RGB. Grayscale and palette images are expanded to RGB,
- * alpha is dropped (PIL convert('RGB') semantics). Anything else fails with an ImageReadError naming the
- * problem.
+ * alpha is dropped (PIL convert('RGB') semantics). A JPEG's EXIF orientation is applied (as the reference UI's
+ * image upload does with ImageOps.exif_transpose) unless `exifTranspose: false`. Anything else fails with an
+ * ImageReadError naming the problem.
  */
-export function readImage(source: string | Uint8Array): RgbImage {
+export function readImage(source: string | Uint8Array, opts: { exifTranspose?: boolean } = {}): RgbImage {
   const path = typeof source === 'string' ? source : undefined;
   let bytes: Uint8Array;
   if (typeof source === 'string') {
@@ -113,7 +115,10 @@ export function readImage(source: string | Uint8Array): RgbImage {
     if (!png.width || !png.height) throw new ImageReadError('the PNG has no pixels', path);
     return { width: png.width, height: png.height, data: dropAlpha(png.data, png.width, png.height) };
   }
-  if (kind === 'jpeg') return decodeJpeg(bytes, path);
+  if (kind === 'jpeg') {
+    const img = decodeJpeg(bytes, path);
+    return opts.exifTranspose === false ? img : applyOrientation(img, jpegExifOrientation(bytes));
+  }
   throw new ImageReadError(`unsupported image format (${kind}); use PNG or JPEG`, path);
 }
 
