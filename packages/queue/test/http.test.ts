@@ -126,6 +126,41 @@ describe('HTTP API', () => {
     expect((await api('/health')).status).toBe(200);
   });
 
+  it('random request bodies never get a 5xx', async () => {
+    // A small deterministic generator of odd JSON values and byte strings.
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T,>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
+    const value = (depth: number): unknown => {
+      const kinds = depth > 3 ? ['num', 'str', 'null', 'bool'] : ['num', 'str', 'null', 'bool', 'arr', 'obj'];
+      switch (pick(kinds)) {
+        case 'num': return pick([0, -1, 1.5, 1e308, -0, 2 ** 53]);
+        case 'str': return pick(['', 'x', '../../etc/passwd', '\u0000', 'é', '{"a":1}', '!!!']);
+        case 'null': return null;
+        case 'bool': return rnd() < 0.5;
+        case 'arr': return Array.from({ length: Math.floor(rnd() * 3) }, () => value(depth + 1));
+        default: {
+          const keys = ['params', 'name', 'priority', 'maxAttempts', 'files', 'prompt', 'image', 'base64', 'filename', '__proto__'];
+          return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 4) }, () => [pick(keys), value(depth + 1)]));
+        }
+      }
+    };
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 150; i++) {
+      const body = i % 5 === 4 ? Buffer.from(Array.from({ length: 40 }, () => Math.floor(rnd() * 256))) : JSON.stringify(value(0));
+      const path = i % 3 === 2 ? '/jobs/1' : '/jobs';
+      const method = path === '/jobs' ? 'POST' : 'PATCH';
+      const ctype = pick(['application/json', 'application/json; charset=utf-8', 'multipart/form-data; boundary=x']);
+      const r = await api(path, { method, headers: { 'content-type': ctype }, body });
+      const json = await r.json();
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      expect(r.status, JSON.stringify(json)).toBeLessThan(500);
+      if (r.status >= 400) expect(typeof json.error).toBe('string');
+    }
+    expect([...statuses.keys()].some((s) => s >= 400)).toBe(true);
+    expect((await api('/health')).status).toBe(200);
+  });
+
   it('cancels, retries, and refuses to cancel twice', async () => {
     const { job } = await (await post('/jobs', { params: { prompt: 'x' } })).json();
     const c = await api(`/jobs/${job.id}/cancel`, { method: 'POST' });
