@@ -20,6 +20,8 @@ export interface QueueCommandDeps<P = Record<string, unknown>> {
   err?: (line: string) => void;
   /** Stops `worker` / `serve` when aborted (default: the first SIGINT/SIGTERM; a second one exits at once). */
   stopSignal?: AbortSignal;
+  /** How often `queue wait` / `add --wait` look at the job. Default 250 ms. */
+  waitPollMs?: number;
   /** Called once `serve` listens (tests use it to learn the URL). */
   onListening?: (url: string) => void;
 }
@@ -73,7 +75,8 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
     .option('--priority <n>', 'higher runs first (default 0)', int('priority', -1_000_000, 1_000_000))
     .option('--max-attempts <n>', 'attempts allowed in total (crashes count)', int('max attempts', 1, 100))
     .option('--json', 'print the job as JSON')
-    .action(async (paramsText: string | undefined, o: { paramsFile?: string; set?: string[]; name?: string; priority?: number; maxAttempts?: number; json?: boolean }) => {
+    .option('--wait', 'wait for the job to finish, printing progress (fails unless it completes)')
+    .action(async (paramsText: string | undefined, o: { paramsFile?: string; set?: string[]; name?: string; priority?: number; maxAttempts?: number; json?: boolean; wait?: boolean }) => {
       let params: Record<string, unknown> = {};
       if (o.paramsFile) params = { ...parseJsonObject(readText(o.paramsFile), o.paramsFile) };
       if (paramsText !== undefined) params = { ...params, ...parseJsonObject(paramsText, 'params argument') };
@@ -87,7 +90,33 @@ export function registerQueueCommands<P>(program: Command, deps: QueueCommandDep
         }),
       );
       out(o.json ? JSON.stringify(job) : `added job ${job.id}`);
+      if (o.wait) await waitForJob(job.id, !!o.json);
     });
+
+  /** Follows a job until it finishes: progress to stderr, outputs to stdout; throws unless it completed. */
+  const waitForJob = async (id: number, json: boolean): Promise<void> => {
+    let last = '';
+    const final = await withQueue(async (q) => {
+      for (;;) {
+        const j = q.get(id);
+        const line = `job ${id} ${j.status} ${Math.round(j.progress.fraction * 100)}%${j.progress.message ? ` ${j.progress.message}` : ''}`;
+        if (line !== last) err(line);
+        last = line;
+        if (FINISHED_STATUSES.includes(j.status)) return j;
+        await new Promise((r) => setTimeout(r, deps.waitPollMs ?? 250));
+      }
+    });
+    if (json) out(JSON.stringify(final));
+    else for (const o of final.outputs) if (!o.partial) out(o.path);
+    if (final.status !== 'completed') throw new QueueError(`job ${id} ${final.status}${final.error ? `: ${final.error}` : ''}`, 'E_STATE', 409);
+  };
+
+  queue
+    .command('wait')
+    .description('wait for a job to finish, printing progress; prints its outputs (fails unless it completes)')
+    .argument('<id>', 'job id', jobIdArg)
+    .option('--json', 'print the finished job as JSON')
+    .action(async (id: number, o: { json?: boolean }) => waitForJob(id, !!o.json));
 
   queue
     .command('list')

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Queue, ValidationError, defaultQueuePath, hostIdentity, jsonParams, registerQueueCommands, type JobRunner } from '@framepack/queue';
+import { Queue, ValidationError, Worker, defaultQueuePath, hostIdentity, jsonParams, registerQueueCommands, type JobRunner } from '@framepack/queue';
 import { tempDir, waitFor } from './helpers.js';
 import { spawnFixture } from './proc.js';
 
@@ -177,6 +177,30 @@ describe('queue commands', () => {
     await expect(cli()('worker', '--once', '--slot', 'cuda:0')).rejects.toThrow(/worker slot "cuda:0" is held by parent/);
     await expect(cli()('serve', '--port', '0', '--worker', '--slot', 'cuda:0')).rejects.toThrow(/worker slot "cuda:0" is held by parent/);
     await cli()('worker', '--once', '--slot', 'cuda:1');
+  });
+
+  it('add --wait and queue wait follow a job to its end and fail unless it completes', async () => {
+    const run = cli();
+    await run('queue', 'add', '{"out": "/tmp/w.mp4"}');
+    // A worker in this process finishes job 1 while `add --wait` follows job 2.
+    const wq = Queue.open(t.db);
+    const w = new Worker({ queue: wq, runner: quick, pollMs: 20 });
+    const loop = w.run();
+    lines = [];
+    await run('queue', 'add', '{"out": "/tmp/w2.mp4"}', '--wait');
+    expect(lines).toEqual(['added job 2', '/tmp/w2.mp4']);
+    expect(errs.at(-1)).toBe('job 2 completed 100%');
+    lines = [];
+    await run('queue', 'wait', '1');
+    expect(lines).toEqual(['/tmp/w.mp4']);
+    await w.stop();
+    await loop;
+    wq.close();
+    const q = Queue.open(t.db);
+    const c = q.add({});
+    q.cancel(c.id);
+    q.close();
+    await expect(run('queue', 'wait', String(c.id))).rejects.toThrow(/job 3 cancelled: cancelled by user/);
   });
 
   it('the default database path honours FRAMEPACK_QUEUE_DB', () => {
