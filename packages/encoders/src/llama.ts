@@ -223,13 +223,16 @@ export class LlamaTextEncoder {
     const { cos, sin } = llamaRopeTables(c, L, { dtype: this.dtype, device: this.device });
     // Key-padding mask (B,1,1,L); combined with the causal mask inside attention.
     const keyMask = attentionMask
-      ? T.tidy(() => T.reshape(attentionMask.dtype === 'bool' ? T.clone(attentionMask) : T.ne(T.toDevice(attentionMask, this.device), 0), [B, 1, 1, L]))
+      ? T.tidy(() => {
+          const m = T.toDevice(attentionMask, this.device);
+          return T.reshape(m.dtype === 'bool' ? m : T.ne(m, 0), [B, 1, 1, L]);
+        })
       : null;
     // GQA: query head j reads key/value head floor(j / rep); the index is built once per call.
     const rep = c.numAttentionHeads / c.numKeyValueHeads;
     const kvMap = rep > 1 ? T.tensor(Int32Array.from({ length: c.numAttentionHeads }, (_, j) => Math.floor(j / rep)), [c.numAttentionHeads], { dtype: 'i32', device: this.device }) : null;
     try {
-      let h = T.embedding(T.toDevice(inputIds, this.device), this.p('embed_tokens.weight'));
+      let h = T.tidy(() => T.embedding(T.toDevice(inputIds, this.device), this.p('embed_tokens.weight')));
       // hidden_states[i] for i < numHiddenLayers is the raw output of layer i-1; the last entry is normed.
       const layersToRun = idx === c.numHiddenLayers ? c.numHiddenLayers : idx;
       for (let i = 0; i < layersToRun; i++) {

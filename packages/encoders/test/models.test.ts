@@ -65,6 +65,16 @@ describe('LLaMA text encoder', () => {
     expect(() => enc.forward(ids([[4, 99]]))).toThrow(/outside the vocabulary/);
   });
 
+  it('frees every temporary: only the returned tensor stays allocated', () => {
+    const enc = LlamaTextEncoder.fromWeights(llamaConfig(L), randomWeights(llamaShapes(L), 9));
+    const x = ids([[3, 1, 4, 1, 5, 9]]), m = ids([[1, 1, 1, 1, 0, 0]]);
+    const boolMask = T.ne(m, 0);
+    enc.forward(x, m).dispose(); // warm-up
+    const before = T.memoryStats('cpu').currentBytes;
+    for (const mask of [m, boolMask, null]) for (const i of [-3, -1]) enc.forward(x, mask, { hiddenStateIndex: i }).dispose();
+    expect(T.memoryStats('cpu').currentBytes).toBeLessThanOrEqual(before);
+  });
+
   it('RoPE inverse frequencies follow theta and the linear / llama3 rescalings', () => {
     const base = parseLlamaConfig(llamaConfig(L, { rope_theta: 10000 }));
     const inv = llamaInvFreq(base);
