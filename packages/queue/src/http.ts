@@ -113,6 +113,10 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
       allow('GET');
       return sendJson(res, 200, { ok: true, counts: queue.counts() });
     }
+    if (parts.length === 1 && parts[0] === 'events') {
+      allow('GET');
+      return streamQueueEvents(req, res);
+    }
     if (parts[0] !== 'jobs') throw new HttpError(404, `no route ${url.pathname} (see the @framepack/queue README for the API)`);
 
     if (parts.length === 1) {
@@ -260,12 +264,7 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
 
   const streamEvents = (req: IncomingMessage, res: ServerResponse, id: number): void => {
     let job = queue.get(id); // 404 before the stream starts
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
+    res.writeHead(200, sseHeaders);
     let seq = 0;
     const send = (event: string, data: unknown) => {
       res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -327,6 +326,57 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
     finishIfDone(job);
   };
 
+  // ------------------------------------------------------------ GET /events (the whole queue, for dashboards)
+
+  const streamQueueEvents = (req: IncomingMessage, res: ServerResponse): void => {
+    let counts = queue.counts();
+    let since = Date.now();
+    const seen = new Map<number, { sig: string; at: number }>();
+    res.writeHead(200, sseHeaders);
+    let seq = 0;
+    const send = (event: string, data: unknown) => res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    let closed = false;
+    let scheduled = false;
+    const check = () => {
+      scheduled = false;
+      if (closed) return;
+      try {
+        for (const j of queue.changedSince(since)) {
+          const sig = `${j.status}|${j.attempts}|${j.updatedAt}|${JSON.stringify(j.progress)}|${j.outputs.length}`;
+          if (seen.get(j.id)?.sig === sig) continue;
+          seen.set(j.id, { sig, at: j.updatedAt });
+          since = Math.max(since, j.updatedAt);
+          send('job', { id: j.id, name: j.name, status: j.status, attempts: j.attempts, progress: j.progress, outputs: j.outputs.length, error: j.error, updatedAt: j.updatedAt });
+        }
+        for (const [id, v] of seen) if (v.at < since) seen.delete(id); // rows before `since` are never read again
+        const now = queue.counts();
+        if (JSON.stringify(now) !== JSON.stringify(counts)) send('counts', (counts = now));
+      } catch (err) {
+        send('error', { error: (err as Error).message });
+      }
+    };
+    const soon = () => {
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(check);
+      }
+    };
+    send('counts', counts);
+    const poll = setInterval(check, opts.ssePollMs ?? 250);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), opts.sseKeepAliveMs ?? 15000);
+    queue.events.on('changed', soon);
+    queue.events.on('added', soon);
+    const cleanup = () => {
+      closed = true;
+      clearInterval(poll);
+      clearInterval(keepAlive);
+      queue.events.off('changed', soon);
+      queue.events.off('added', soon);
+    };
+    req.on('close', cleanup);
+    res.on('error', cleanup);
+  };
+
   // ------------------------------------------------------------ GET /jobs/:id/outputs/:n
 
   const sendOutput = (res: ServerResponse, job: Job, nText: string): void => {
@@ -367,6 +417,13 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
     });
   };
 }
+
+const sseHeaders = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache',
+  Connection: 'keep-alive',
+  'X-Accel-Buffering': 'no',
+};
 
 function toHttp(err: unknown): { status: number; message: string; headers: Record<string, string> } {
   if (err instanceof HttpError) return { status: err.status, message: err.message, headers: err.headers };

@@ -236,6 +236,11 @@ export class Queue {
     return rows.map(toJob);
   }
 
+  /** Jobs changed at or after `sinceMs` (updated_at; heartbeats do not count), oldest change first. */
+  changedSince(sinceMs: number, limit = 1000): Job[] {
+    return (this.conn.prepare('SELECT * FROM jobs WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?').all(sinceMs, limit) as Row[]).map(toJob);
+  }
+
   counts(): Record<JobStatus, number> {
     const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
     for (const r of this.st.counts!.all() as { status: JobStatus; n: number }[]) out[r.status] = r.n;

@@ -264,6 +264,35 @@ describe('HTTP API', () => {
     expect(text2).toMatch(/event: status[\s\S]*"status":"cancelled"[\s\S]*event: end/);
   });
 
+  it('GET /events streams queue counts and job changes, including changes made by other processes', async () => {
+    const ac = new AbortController();
+    const res = await api('/events', { signal: ac.signal });
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = '';
+    const readUntil = async (re: RegExp) => {
+      const end = Date.now() + 10000;
+      while (!re.test(text)) {
+        if (Date.now() > end) throw new Error(`no ${re} in ${text}`);
+        const { value, done } = await reader.read();
+        if (done) throw new Error('stream ended');
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await readUntil(/event: counts\ndata: \{"queued":0,/);
+    const { job } = await (await post('/jobs', { params: { prompt: 'x' }, name: 'watched' })).json();
+    await readUntil(new RegExp(`event: job\\ndata: \\{"id":${job.id},"name":"watched","status":"queued"`));
+    await readUntil(/event: counts\ndata: \{"queued":1,/);
+    const other = Queue.open(t.db); // another connection: seen by polling only
+    other.cancel(job.id);
+    other.close();
+    await readUntil(new RegExp(`"id":${job.id},"name":"watched","status":"cancelled"`));
+    await readUntil(/"queued":0,"running":0,"completed":0,"failed":0,"cancelled":1/);
+    ac.abort();
+    await reader.cancel().catch(() => {});
+    expect((text.match(/"status":"queued"/g) ?? []).length).toBe(1); // no duplicates for an unchanged job
+  });
+
   it('survives a client that disconnects mid-upload', async () => {
     await new Promise<void>((resolve) => {
       const u = new URL(srv.url);
