@@ -29,7 +29,7 @@ export interface QueueOptions {
   synchronous?: 'NORMAL' | 'FULL';
 }
 
-/** Identity of a worker holding a job. `token` tells apart several workers of one process. */
+/** Identity of a worker holding a job. `id` is `host:pid:random`, so several workers of one process differ. */
 export interface JobOwner {
   id: string;
   host: string;
@@ -46,7 +46,6 @@ export interface RecoveredJob {
   attempts: number;
 }
 
-/** Events of one process's Queue object (other processes are seen by polling the DB). */
 /** Editable fields of a queued job. */
 export interface JobPatch {
   name?: string | null;
@@ -55,6 +54,7 @@ export interface JobPatch {
   params?: JobParams;
 }
 
+/** Events of one process's Queue object (other processes are seen by polling the DB). */
 export interface QueueEvents {
   added: [id: number];
   cancelled: [id: number];
@@ -164,6 +164,12 @@ export class Queue {
     };
   }
 
+  /** A prepared statement; a closed queue fails with QueueDatabaseError rather than sqlite's own error. */
+  private stmt(name: string): StatementSync {
+    void this.conn;
+    return this.st[name]!;
+  }
+
   private get conn(): DatabaseSync {
     if (!this.db) throw new QueueDatabaseError('the queue was closed', this.path);
     return this.db;
@@ -202,14 +208,14 @@ export class Queue {
       throw new ValidationError('must be an integer from 1 to 100', 'maxAttempts');
     }
     const now = Date.now();
-    const row = this.st.insert!.get(name, json, priority, maxAttempts, now, now) as Row;
+    const row = this.stmt('insert').get(name, json, priority, maxAttempts, now, now) as Row;
     const job = toJob(row);
     this.events.emit('added', job.id);
     return job;
   }
 
   find(id: number): Job | undefined {
-    const row = this.st.get!.get(id) as Row | undefined;
+    const row = this.stmt('get').get(id) as Row | undefined;
     return row ? toJob(row) : undefined;
   }
 
@@ -243,13 +249,13 @@ export class Queue {
 
   counts(): Record<JobStatus, number> {
     const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-    for (const r of this.st.counts!.all() as { status: JobStatus; n: number }[]) out[r.status] = r.n;
+    for (const r of this.stmt('counts').all() as { status: JobStatus; n: number }[]) out[r.status] = r.n;
     return out;
   }
 
   /** Current status and owner only: the cheap poll a worker uses to notice a cancel from another process. */
   statusOf(id: number): { status: JobStatus; owner: string | null } | undefined {
-    return this.st.statusOf!.get(id) as { status: JobStatus; owner: string | null } | undefined;
+    return this.stmt('statusOf').get(id) as { status: JobStatus; owner: string | null } | undefined;
   }
 
   // ---------------------------------------------------------------- user actions
@@ -374,7 +380,7 @@ export class Queue {
   claim(owner: JobOwner, leaseMs: number): Job | undefined {
     return this.tx(() => {
       const now = Date.now();
-      const row = this.st.claim!.get(owner.id, owner.host, owner.pid, owner.start ?? null, now + leaseMs, now, now, now) as Row | undefined;
+      const row = this.stmt('claim').get(owner.id, owner.host, owner.pid, owner.start ?? null, now + leaseMs, now, now, now) as Row | undefined;
       return row ? toJob(row) : undefined;
     });
   }
@@ -382,20 +388,20 @@ export class Queue {
   /** Renews the lease; false when the job is no longer this owner's running job (cancelled, recovered, cleared). */
   heartbeat(id: number, owner: string, leaseMs: number): boolean {
     const now = Date.now();
-    return Number(this.st.heartbeat!.run(now + leaseMs, now, id, owner).changes) === 1;
+    return Number(this.stmt('heartbeat').run(now + leaseMs, now, id, owner).changes) === 1;
   }
 
   /** Stores the latest progress (and renews the lease); false when the job is no longer ours. */
   setProgress(id: number, owner: string, progress: JobProgress, leaseMs: number): boolean {
     const now = Date.now();
-    const res = this.st.progress!.run(JSON.stringify(progress), now, now + leaseMs, now, id, owner);
+    const res = this.stmt('progress').run(JSON.stringify(progress), now, now + leaseMs, now, id, owner);
     if (Number(res.changes) === 1) this.events.emit('changed', id);
     return Number(res.changes) === 1;
   }
 
   /** Appends an output (partial until the job completes with it among its final outputs). */
   addOutput(id: number, owner: string, output: JobOutput): boolean {
-    const res = this.st.output!.run(JSON.stringify(output), Date.now(), id, owner);
+    const res = this.stmt('output').run(JSON.stringify(output), Date.now(), id, owner);
     if (Number(res.changes) === 1) this.events.emit('changed', id);
     return Number(res.changes) === 1;
   }
@@ -498,7 +504,7 @@ export class Queue {
   }
 
   private abandonedRows(now: number) {
-    const candidates = this.st.running!.all() as unknown as (OwnerRow & { id: number; attempts: number; max_attempts: number })[];
+    const candidates = this.stmt('running').all() as unknown as (OwnerRow & { id: number; attempts: number; max_attempts: number })[];
     return candidates.filter((r) => isOwnerGone(r, now));
   }
 

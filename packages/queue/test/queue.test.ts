@@ -70,6 +70,15 @@ describe('Queue basics', () => {
     expect(() => Queue.open(old)).toThrow(/schema version 99 is newer than this package supports \(2\)/);
   });
 
+  it('a closed queue says so', () => {
+    const q2 = Queue.open(t.db);
+    q2.close();
+    expect(q2.closed).toBe(true);
+    expect(() => q2.add({})).toThrow(/the queue was closed/);
+    expect(() => q2.get(1)).toThrow(QueueDatabaseError);
+    q2.close(); // idempotent
+  });
+
   it('gives a clear error for a path it cannot open', () => {
     writeFileSync(join(t.dir, 'a-file'), '');
     expect(() => Queue.open(join(t.dir, 'a-file', 'q.sqlite'))).toThrow(QueueDatabaseError);
