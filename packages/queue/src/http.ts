@@ -146,7 +146,7 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
     }
     if (parts.length === 4 && parts[2] === 'outputs') {
       allow('GET');
-      return sendOutput(res, queue.get(id), parts[3]!);
+      return sendOutput(req, res, queue.get(id), parts[3]!);
     }
     throw new HttpError(404, `no route ${url.pathname}`);
   };
@@ -379,7 +379,7 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
 
   // ------------------------------------------------------------ GET /jobs/:id/outputs/:n
 
-  const sendOutput = (res: ServerResponse, job: Job, nText: string): void => {
+  const sendOutput = (req: IncomingMessage, res: ServerResponse, job: Job, nText: string): void => {
     if (!/^\d+$/.test(nText)) throw new HttpError(400, `output index must be a non-negative integer, got "${nText}"`);
     const n = Number(nText);
     const out = job.outputs[n];
@@ -393,14 +393,25 @@ export function createQueueHandler<P>(opts: QueueServerOptions<P>): (req: Incomi
       throw new HttpError(404, `output ${n} of job ${job.id} (${out.path}) no longer exists on disk`);
     }
     const name = basename(out.path).replace(/["\\\r\n]/g, '_');
-    res.writeHead(200, {
+    const headers: Record<string, string> = {
       'Content-Type': MIME[extname(out.path).toLowerCase()] ?? 'application/octet-stream',
-      'Content-Length': String(size),
       'Content-Disposition': `attachment; filename="${out.partial ? `partial-${name}` : name}"`,
+      'Accept-Ranges': 'bytes',
       'X-Output-Kind': out.kind,
       'X-Output-Partial': String(out.partial),
-    });
-    const stream = createReadStream(out.path);
+    };
+    // One byte range (what video players ask for when seeking); anything else gets the whole file.
+    const range = parseRange(req.headers.range, size);
+    if (range === 'unsatisfiable') throw new HttpError(416, `range ${req.headers.range} is outside the file (${size} bytes)`, { 'Content-Range': `bytes */${size}` });
+    if (range) {
+      headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+      headers['Content-Length'] = String(range.end - range.start + 1);
+      res.writeHead(206, headers);
+    } else {
+      headers['Content-Length'] = String(size);
+      res.writeHead(200, headers);
+    }
+    const stream = createReadStream(out.path, range ? { start: range.start, end: range.end } : {});
     stream.on('error', () => res.destroy());
     stream.pipe(res);
   };
@@ -424,6 +435,25 @@ const sseHeaders = {
   Connection: 'keep-alive',
   'X-Accel-Buffering': 'no',
 };
+
+/** `bytes=a-b`, `bytes=a-` or `bytes=-n` (one range); undefined for no or unsupported ranges. */
+function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const m = header ? /^bytes=(\d*)-(\d*)$/.exec(header.trim()) : null;
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    if (n === 0) return 'unsatisfiable';
+    start = Math.max(0, size - n);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) return 'unsatisfiable';
+  return { start, end };
+}
 
 function toHttp(err: unknown): { status: number; message: string; headers: Record<string, string> } {
   if (err instanceof HttpError) return { status: err.status, message: err.message, headers: err.headers };

@@ -245,6 +245,16 @@ describe('HTTP API', () => {
     const dp = await api(`/jobs/${job.id}/outputs/0`);
     expect(dp.headers.get('content-disposition')).toBe('attachment; filename="partial-section-1.mp4"');
     expect(dp.headers.get('x-output-partial')).toBe('true');
+    const part = await api(`/jobs/${job.id}/outputs/1`, { headers: { range: 'bytes=2-4' } });
+    expect([part.status, part.headers.get('content-range'), await part.text()]).toEqual([206, 'bytes 2-4/7', '4DA']);
+    const tail = await api(`/jobs/${job.id}/outputs/1`, { headers: { range: 'bytes=-3' } });
+    expect([tail.status, await tail.text()]).toEqual([206, 'ATA']);
+    const open = await api(`/jobs/${job.id}/outputs/1`, { headers: { range: 'bytes=5-' } });
+    expect([open.status, await open.text()]).toEqual([206, 'TA']);
+    const beyond = await api(`/jobs/${job.id}/outputs/1`, { headers: { range: 'bytes=7-' } });
+    expect([beyond.status, beyond.headers.get('content-range')]).toEqual([416, 'bytes */7']);
+    const multi = await api(`/jobs/${job.id}/outputs/1`, { headers: { range: 'bytes=0-1,3-4' } });
+    expect([multi.status, await multi.text()]).toEqual([200, 'MP4DATA']); // unsupported: the whole file
     expect((await api(`/jobs/${job.id}/outputs/2`)).status).toBe(404);
     expect((await api(`/jobs/${job.id}/outputs/x`)).status).toBe(400);
   });
