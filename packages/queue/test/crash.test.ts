@@ -147,10 +147,13 @@ describe('crash recovery with real worker processes', () => {
       const done = q.get(j.id);
       expect(done.status).toBe('completed');
       expect(existsSync(join(t.dir, `job-${j.id}.txt`))).toBe(true);
-      // At-least-once: a job runs again only if a worker died holding it.
-      expect(count('start', j.id)).toBe(done.attempts);
+      // At-least-once: a job runs again only if a worker died holding it. (A kill between the claim and the
+      // runner's first line uses an attempt without a "start" line.)
+      const starts = count('start', j.id);
+      expect(starts).toBeGreaterThanOrEqual(1);
+      expect(starts).toBeLessThanOrEqual(done.attempts);
       expect(count('done', j.id)).toBeGreaterThanOrEqual(1);
-      expect(count('done', j.id)).toBeLessThanOrEqual(done.attempts);
+      expect(count('done', j.id)).toBeLessThanOrEqual(starts);
     }
     expect(q.counts()).toMatchObject({ queued: 0, running: 0, completed: 40, failed: 0 });
   });
