@@ -7,6 +7,7 @@ export { tidy, keep, disposeAll } from './scope.js';
 export { Tensor, numelOf } from './tensor.js';
 export * from './ops.js';
 export { broadcastShapes } from './shape.js';
+export { WeightStreamer, WeightStreamError, streamGroupBytes, type StreamGroup, type WeightStreamOptions } from './weight-stream.js';
 export { CpuBackend } from './cpu/backend.js';
 export { erf } from './cpu/math.js';
 export {
