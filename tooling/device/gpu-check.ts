@@ -92,6 +92,33 @@ for (const [L, D, masked] of [[2048, 128, true], [1500, 72, false], [1024, 64, t
   });
 }
 
+// ---------------------------------------------------------------- 2b. the Hopper (wgmma) path vs the generic kernel
+for (const D of [64, 128]) {
+  for (const variant of ['0', '1']) {
+    T.tidy(() => {
+      const L = 1000;
+      const q = rnd([2, 3, L, D]), k = rnd([2, 3, L + 77, D]), v = rnd([2, 3, L + 77, D]);
+      const m = new Uint8Array(2 * (L + 77)).map((_, j) => (j % (L + 77) < L + 10 - (j > L + 77 ? 300 : 0) ? 1 : 0));
+      const mask = T.tensor(m, [2, 1, 1, L + 77], { dtype: 'bool', device: 'cuda' });
+      const w = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+      process.env.FRAMEPACK_WGMMA_VARIANT = variant;
+      process.env.FRAMEPACK_ATTN_WGMMA = '1';
+      const w2 = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+      const wc = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
+      delete process.env.FRAMEPACK_WGMMA_VARIANT;
+      delete process.env.FRAMEPACK_ATTN_WGMMA;
+      w.set(w2);
+      process.env.FRAMEPACK_ATTN_GENERIC = '1';
+      const ge = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+      const gc = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
+      delete process.env.FRAMEPACK_ATTN_GENERIC;
+      const e1 = relL2(w, ge), e2 = relL2(wc, gc);
+      if (!(e1 < 1e-2 && e2 < 1e-2)) failed++;
+      emit({ kind: 'attention-wgmma-vs-generic', D, variant, relL2Masked: e1, relL2Causal: e2, pass: e1 < 1e-2 && e2 < 1e-2 });
+    });
+  }
+}
+
 // ---------------------------------------------------------------- 3. attention benchmark at the DiT shapes
 // FramePack 13B: 24 heads x 128, joint sequence S = image + text tokens (320x320: 5585, 640x640: 19385)
 for (const S of [5585, 19385]) {
@@ -105,6 +132,10 @@ for (const S of [5585, 19385]) {
     const msv1 = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 3 : 10);
     delete process.env.FRAMEPACK_ATTN_V1;
     emit({ kind: 'attention-v1', S, ms: msv1, tflops: flop / (msv1 * 1e-3) / 1e12 });
+    process.env.FRAMEPACK_ATTN_WGMMA = '1';
+    const msw = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 3 : 10);
+    delete process.env.FRAMEPACK_ATTN_WGMMA;
+    emit({ kind: 'attention-wgmma', S, ms: msw, tflops: flop / (msw * 1e-3) / 1e12 });
     const mask = T.tensor(new Uint8Array(S).map((_, j) => (j < S - 200 ? 1 : 0)), [1, 1, 1, S], { dtype: 'bool', device: 'cuda' });
     const msm = time(() => T.scaledDotProductAttention(q, k, v, { mask }), S > 10000 ? 5 : 10);
     emit({ kind: 'attention-masked', S, heads: 24, headDim: 128, dtype: 'bf16', ms: msm, tflops: flop / (msm * 1e-3) / 1e12 });

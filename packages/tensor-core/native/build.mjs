@@ -2,7 +2,7 @@
 // Builds the CUDA addon (native/build/framepack_cuda.node) by calling nvcc directly: no node-gyp, no header
 // download (node-api-headers + node-addon-api come from npm). Without nvcc it prints a note and exits 0, and
 // tensor-core then offers the CPU backend only.
-//   FRAMEPACK_CUDA_ARCHS  semicolon list of targets, default "90;80-virtual": SASS for sm_90 (H100/H200) plus
+//   FRAMEPACK_CUDA_ARCHS  semicolon list of targets, default "90a;80-virtual": SASS for sm_90a (H100/H200, with the wgmma attention) plus
 //                         compute_80 PTX that the driver JIT-compiles for any newer GPU (Ampere, Ada, Blackwell).
 //                         Add "75" for Turing (RTX 20xx), "86"/"89"/"120" for native code on those cards.
 //   NVCC / CUDA_HOME      where nvcc is; FRAMEPACK_SKIP_CUDA_BUILD=1 skips the build.
@@ -39,7 +39,7 @@ const require = createRequire(import.meta.url);
 const napiInclude = join(dirname(require.resolve('node-api-headers/package.json')), 'include');
 const addonInclude = dirname(require.resolve('node-addon-api/package.json'));
 
-const archs = (process.env.FRAMEPACK_CUDA_ARCHS ?? '90;80-virtual').split(/[;,\s]+/).filter(Boolean);
+const archs = (process.env.FRAMEPACK_CUDA_ARCHS ?? '90a;80-virtual').split(/[;,\s]+/).filter(Boolean);
 const gencode = archs.flatMap((a) => {
   const m = /^(\d+a?)(-virtual)?$/.exec(a);
   if (!m) throw new Error(`bad arch '${a}' in FRAMEPACK_CUDA_ARCHS (expected e.g. 90 or 80-virtual)`);

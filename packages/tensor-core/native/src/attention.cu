@@ -505,6 +505,7 @@ void launchAttention(const AttnArgs& a) {
   const bool half = a.dt == DT_BF16 || a.dt == DT_F16;
   if (half && a.D == a.Dv && a.D <= 128 && a.Lk > 0 && smMajor() >= 8 && getenv("FRAMEPACK_ATTN_GENERIC") == nullptr) {
     const bool aligned = a.D % 8 == 0 && ((uintptr_t)a.q & 15) == 0 && ((uintptr_t)a.k & 15) == 0 && ((uintptr_t)a.v & 15) == 0 && ((uintptr_t)a.o & 15) == 0;
+    if (aligned && smMajor() == 9 && getenv("FRAMEPACK_ATTN_V1") == nullptr && launchAttentionSm90(a)) return;
     if (aligned && a.D >= 48 && getenv("FRAMEPACK_ATTN_V1") == nullptr) {
       bool ran2 = a.D <= 64 ? flash2<64>(a) : a.D <= 96 ? flash2<96>(a) : flash2<128>(a);
       if (ran2) {

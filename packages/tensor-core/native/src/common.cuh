@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <cstring>
+#include <cstdlib>
 
 enum DT : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_I32 = 3, DT_I64 = 4, DT_U8 = 5, DT_BOOL = 6 };
 inline int dtSize(int dt) { return dt == DT_F32 || dt == DT_I32 ? 4 : dt == DT_I64 ? 8 : dt == DT_U8 || dt == DT_BOOL ? 1 : 2; }
@@ -116,6 +118,7 @@ struct AttnArgs {
   float scale;
 };
 void launchAttention(const AttnArgs& a);
+bool launchAttentionSm90(const AttnArgs& a);
 /** im2col of one sample's output columns [p0, p0 + pc): col (K, pc) with K = (ci, kt, kh, kw). */
 void launchIm2col(const void* x, void* col, int dt, const int64_t* xs, const int64_t* ws, const int64_t* os, const int* stride, const int* pad, int64_t n, int64_t p0, int64_t pc, int64_t Kp);
 void launchExtendWeight(const void* w, const void* b, void* w2, int dt, int64_t Co, int64_t K, int64_t Kp);
