@@ -36,7 +36,9 @@ export function validateJobParams(raw: unknown): QueueJobParams {
   const resolved = resolveParams(gen);
   for (const k of ['image', 'endImage'] as const) {
     const v = resolved[k];
-    if (v !== undefined && (typeof v !== 'string' || !existsSync(v))) throw new GeneratorError(`${k}: no such file ${JSON.stringify(v)} (give a path the worker can read, or upload the file)`, 'BAD_PARAMS', { param: k });
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || !existsSync(v)) throw new GeneratorError(`${k}: no such file ${JSON.stringify(v)} (give a path the worker can read, or upload the file)`, 'BAD_PARAMS', { param: k });
+    resolved[k] = resolve(v); // a worker may run in another folder
   }
   if (p.out !== undefined && (typeof p.out !== 'string' || !p.out.endsWith('.mp4'))) throw new GeneratorError('out must be a path ending in .mp4', 'BAD_PARAMS', { param: 'out' });
   if (p.tiny !== undefined && typeof p.tiny !== 'boolean') throw new GeneratorError('tiny must be true or false', 'BAD_PARAMS', { param: 'tiny' });

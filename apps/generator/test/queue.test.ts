@@ -21,6 +21,14 @@ describe('queue jobs', () => {
     expect(() => validateJobParams({ prompt: 'x', image: join(work, 'missing.png') })).toThrow(/no such file/);
     expect(() => validateJobParams({ prompt: 'x', loras: [{ path: 'a' }] })).toThrow(/loras/);
     expect(validateJobParams({ prompt: 'x', tiny: true })).toMatchObject({ prompt: 'x', tiny: true, steps: 25 });
+    const rel = join('apps/generator/assets/example.png');
+    const cwd = process.cwd();
+    process.chdir(root);
+    try {
+      expect(validateJobParams({ prompt: 'x', image: rel }).image).toBe(join(root, rel));
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
   it('a worker runs a queued job to a finished MP4', () => {
