@@ -38,7 +38,8 @@ export function parseClipTextConfig(cfg: Record<string, any>, path = 'config'): 
   };
 }
 
-function clipWeightSpec(c: ClipTextConfig): WeightSpec {
+/** Every CLIPTextModel key of this config with its shape. */
+export function clipWeightSpec(c: ClipTextConfig): WeightSpec {
   const D = c.hiddenSize;
   const shapes = new Map<string, readonly number[]>([
     ['embeddings.token_embedding.weight', [c.vocabSize, D]],

@@ -7,6 +7,7 @@ import { EncoderConfigError, EncoderInputError } from './errors.js';
 import { activation, type Activation, mergeHeads, preLnLayer, preLnLayerShapes, splitHeads } from './layers.js';
 import { mapSource } from './llama.js';
 import { type LoadOptions, loadTensors, num, openWeights, posInt, readConfigJson, validateWeights, type WeightSpec } from './weights.js';
+import { createLayerStream, layerGroups, type StreamLayersOptions } from './streaming.js';
 
 /** The SiglipVisionConfig fields the encoder uses. */
 export interface SiglipVisionConfig {
@@ -43,7 +44,8 @@ export function parseSiglipVisionConfig(cfg: Record<string, any>, path = 'config
   };
 }
 
-function siglipWeightSpec(c: SiglipVisionConfig, withHead: boolean): WeightSpec {
+/** Every SiglipVisionTransformer key of this config with its shape (the pooling head only `withHead`). */
+export function siglipWeightSpec(c: SiglipVisionConfig, withHead: boolean): WeightSpec {
   const D = c.hiddenSize, P = c.patchSize, n = Math.floor(c.imageSize / P) ** 2;
   const shapes = new Map<string, readonly number[]>([
     ['embeddings.patch_embedding.weight', [D, c.numChannels, P, P]],
@@ -156,35 +158,58 @@ export class SiglipVisionEncoder {
     private readonly w: Map<string, T.Tensor>,
     /** Preprocessing from the folder's preprocessor_config.json (defaults: FramePack's). */
     readonly preprocess: SiglipPreprocess,
+    /** Streamed encoder layers (low VRAM), or null when every layer is resident in `w`. */
+    readonly streamer: T.WeightStreamer | null = null,
   ) {
     this.act = activation(config.hiddenAct, 'config.hidden_act');
   }
 
   /**
    * Load a transformers-format folder. The pooling head is loaded only with `withHead` (FramePack never uses
-   * it); its keys are accepted and skipped otherwise.
+   * it); its keys are accepted and skipped otherwise. With `streamLayers` the encoder layers stay in host memory
+   * (pinned on CUDA) and pass through `slots` device buffers.
    */
-  static load(dir: string, opts: LoadOptions & { withHead?: boolean; preprocessDir?: string } = {}): SiglipVisionEncoder {
+  static load(dir: string, opts: SiglipLoadOptions & { preprocessDir?: string } = {}): SiglipVisionEncoder {
     const config = parseSiglipVisionConfig(readConfigJson(dir), `${dir}/config.json`);
     const src = openWeights(dir);
     try {
       const enc = SiglipVisionEncoder.fromSource(config, src, dir, opts);
-      return new SiglipVisionEncoder(config, enc.w, readSiglipPreprocess(opts.preprocessDir ?? dir, config.imageSize));
+      return new SiglipVisionEncoder(config, enc.w, readSiglipPreprocess(opts.preprocessDir ?? dir, config.imageSize), enc.streamer);
     } finally {
       src.close();
     }
   }
-  static fromSource(config: SiglipVisionConfig, src: TensorSource, sourceName: string, opts: LoadOptions & { withHead?: boolean } = {}): SiglipVisionEncoder {
+  static fromSource(config: SiglipVisionConfig, src: TensorSource, sourceName: string, opts: SiglipLoadOptions = {}): SiglipVisionEncoder {
     const spec = siglipWeightSpec(config, !!opts.withHead && config.useHead);
     const prefix = validateWeights(src, spec, sourceName);
-    return new SiglipVisionEncoder(config, loadTensors(src, prefix, spec.shapes.keys(), opts), readSiglipPreprocess(null, config.imageSize));
+    const pre = readSiglipPreprocess(null, config.imageSize);
+    const keys = [...spec.shapes.keys()];
+    if (!opts.streamLayers) return new SiglipVisionEncoder(config, loadTensors(src, prefix, keys, opts), pre);
+    const dtype = opts.dtype ?? 'f32';
+    const streamer = createLayerStream(layerGroups(keys, spec.shapes, LAYER_KEY, 'encoder.layers'), (k) => src.tensor(prefix + k, { dtype, device: 'cpu' }), {
+      dtype, device: opts.device ?? 'cpu', ...opts.streamLayers,
+    });
+    try {
+      return new SiglipVisionEncoder(config, loadTensors(src, prefix, keys.filter((k) => !LAYER_KEY.test(k)), opts), pre, streamer);
+    } catch (e) {
+      streamer.dispose();
+      throw e;
+    }
   }
-  static fromWeights(config: Record<string, any> | SiglipVisionConfig, weights: Record<string, T.Tensor> | Map<string, T.Tensor>, opts: { withHead?: boolean } = {}): SiglipVisionEncoder {
+  /** From a config dict and tensors (used as given; with `streamLayers` the layers are copied into host buffers). */
+  static fromWeights(config: Record<string, any> | SiglipVisionConfig, weights: Record<string, T.Tensor> | Map<string, T.Tensor>, opts: { withHead?: boolean; streamLayers?: StreamLayersOptions } = {}): SiglipVisionEncoder {
     const c = 'hiddenSize' in config ? (config as SiglipVisionConfig) : parseSiglipVisionConfig(config);
     const m = weights instanceof Map ? weights : new Map(Object.entries(weights));
     const spec = siglipWeightSpec(c, !!opts.withHead && c.useHead);
     const prefix = validateWeights(mapSource(m), spec, 'weights');
-    return new SiglipVisionEncoder(c, new Map([...spec.shapes.keys()].map((k) => [k, m.get(prefix + k)!])), readSiglipPreprocess(null, c.imageSize));
+    const keys = [...spec.shapes.keys()];
+    const pre = readSiglipPreprocess(null, c.imageSize);
+    if (!opts.streamLayers) return new SiglipVisionEncoder(c, new Map(keys.map((k) => [k, m.get(prefix + k)!])), pre);
+    const ref = m.get(prefix + 'post_layernorm.weight')!;
+    const streamer = createLayerStream(layerGroups(keys, spec.shapes, LAYER_KEY, 'encoder.layers'), (k) => T.reshape(m.get(prefix + k)!, m.get(prefix + k)!.shape), {
+      dtype: ref.dtype, device: ref.device, ...opts.streamLayers,
+    });
+    return new SiglipVisionEncoder(c, new Map(keys.filter((k) => !LAYER_KEY.test(k)).map((k) => [k, m.get(prefix + k)!])), pre, streamer);
   }
 
   get dtype(): T.DType {
@@ -205,20 +230,28 @@ export class SiglipVisionEncoder {
     const grid = Math.floor(c.imageSize / c.patchSize);
     if (Math.floor(H / c.patchSize) !== grid || Math.floor(W / c.patchSize) !== grid)
       throw new EncoderInputError(`pixel_values of ${H}x${W} give a ${Math.floor(H / c.patchSize)}x${Math.floor(W / c.patchSize)} patch grid; the position embedding is for ${c.imageSize}x${c.imageSize} (${grid}x${grid} patches)`);
-    return T.tidy(() => {
+    let h = T.tidy(() => {
       const x = T.cast(T.toDevice(pixelValues, this.device), this.dtype);
       // Conv with kernel = stride = patch (trailing rows/cols beyond the grid are ignored), tokens row-major.
       const pe = T.conv2d(x, this.w.get('embeddings.patch_embedding.weight')!, this.w.get('embeddings.patch_embedding.bias')!, { stride: c.patchSize });
       const tokens = T.transpose(T.reshape(pe, [B, c.hiddenSize, grid * grid]), 1, 2);
-      let h = T.add(tokens, this.w.get('embeddings.position_embedding.weight')!);
+      return T.add(tokens, this.w.get('embeddings.position_embedding.weight')!);
+    });
+    try {
       for (let i = 0; i < c.numHiddenLayers; i++) {
         const prefix = `encoder.layers.${i}.`;
-        const next = preLnLayer(h, (n) => this.w.get(prefix + n)!, c.numAttentionHeads, c.layerNormEps, this.act);
+        const w = this.streamer ? this.streamer.acquire(`encoder.layers.${i}`) : this.w;
+        const next = preLnLayer(h, (n) => w.get(prefix + n)!, c.numAttentionHeads, c.layerNormEps, this.act);
+        // the layer's kernels are queued: its slot may be refilled once they have run
+        this.streamer?.release(`encoder.layers.${i}`);
         h.dispose();
         h = next;
       }
       return T.layerNorm(h, this.w.get('post_layernorm.weight')!, this.w.get('post_layernorm.bias')!, c.layerNormEps);
-    });
+    } finally {
+      h.dispose();
+      this.streamer?.releaseAll();
+    }
   }
 
   /** pooler_output (B, hidden) of the attention-pooling head from last_hidden_state (needs `withHead`). */
@@ -254,5 +287,15 @@ export class SiglipVisionEncoder {
   dispose(): void {
     for (const t of this.w.values()) t.dispose();
     this.w.clear();
+    this.streamer?.dispose();
   }
 }
+
+export interface SiglipLoadOptions extends LoadOptions {
+  /** Load the attention-pooling head (pooler_output; FramePack does not use it). */
+  withHead?: boolean;
+  /** Stream the encoder layers through device slots (low VRAM). */
+  streamLayers?: StreamLayersOptions;
+}
+
+const LAYER_KEY = /^encoder\.layers\.(\d+)\./;

@@ -1,0 +1,36 @@
+/**
+ * Low-VRAM layer streaming for the encoders: the decoder/encoder layers live in host memory (pinned on CUDA) and
+ * pass through a ring of device slots, copied ahead of compute on a copy stream: tensor-core's `WeightStreamer`,
+ * the same mechanism as the DiT's block streaming. Only the layers a forward needs are streamed (the LLaMA
+ * encoder used for hidden_states[-3] never loads its last 2 layers nor the final norm).
+ */
+import * as T from '@framepack/tensor-core';
+import { EncoderInputError } from './errors.js';
+
+export interface StreamLayersOptions {
+  /** Layers on the device at once (default 2: one computing, one arriving). */
+  slots?: number;
+}
+
+/**
+ * The streamed groups: every key matching `layerKey` (its first capture = the layer number) grouped by layer,
+ * in layer order, named `<groupPrefix>.<n>`; shapes from `shapes`.
+ */
+export function layerGroups(keys: readonly string[], shapes: ReadonlyMap<string, readonly number[]>, layerKey: RegExp, groupPrefix: string): T.StreamGroup[] {
+  const byLayer = new Map<number, { key: string; shape: readonly number[] }[]>();
+  for (const key of keys) {
+    const m = layerKey.exec(key);
+    if (!m) continue;
+    const n = Number(m[1]);
+    if (!byLayer.has(n)) byLayer.set(n, []);
+    byLayer.get(n)!.push({ key, shape: shapes.get(key)! });
+  }
+  return [...byLayer.keys()].sort((a, b) => a - b).map((n) => ({ name: `${groupPrefix}.${n}`, params: byLayer.get(n)! }));
+}
+
+/** A WeightStreamer over the layer groups, with the slot count checked here (an encoder-level error). */
+export function createLayerStream(groups: T.StreamGroup[], read: (key: string) => T.Tensor, opts: { dtype: T.DType; device: T.DeviceType } & StreamLayersOptions): T.WeightStreamer {
+  const slots = opts.slots ?? 2;
+  if (!Number.isInteger(slots) || slots < 1) throw new EncoderInputError(`streamLayers.slots must be an integer >= 1 (2 or more to overlap copies with compute), got ${opts.slots}`);
+  return T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots });
+}
