@@ -1,5 +1,5 @@
 export { HunyuanVideoTransformer3DModelPacked, type PackedDiTInputs, type ForwardOptions, type LoadOptions, type ModelLoadOptions } from './model.js';
-export { BlockStreamer, blockNames, isBlockKey, type BlockStreamOptions } from './streaming.js';
+export { BlockStreamer, blockNames, isBlockKey, streamedBlockNames, type BlockStreamOptions } from './streaming.js';
 export type { StepSkipContext, StepSkipHook } from './step-skip.js';
 export { type DiTConfig, DEFAULT_CONFIG, parseConfig, validateConfig, readConfigFile, innerDim, mlpDim, refinerMlpDim } from './config.js';
 export { DiTWeights, ParamScope, expectedWeightShapes, checkWeightKeys, loadWeights, validateWeights, resolveDType, type WeightLoadOptions } from './weights.js';

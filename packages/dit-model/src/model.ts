@@ -9,7 +9,7 @@ import { imageProjection, patchEmbed, timeTextEmbed } from './embeddings.js';
 import { DiTConfigError, DiTInputError } from './errors.js';
 import { poolRopeGrid, ropeCosSin, ropeGrid, type RopeSpec } from './rope.js';
 import type { StepSkipHook } from './step-skip.js';
-import { type BlockStreamOptions, BlockStreamer, isBlockKey } from './streaming.js';
+import { type BlockStreamOptions, BlockStreamer, streamedBlockNames } from './streaming.js';
 import { tokenRefiner } from './token-refiner.js';
 import { type DiTWeights, loadWeights, ParamScope, resolveDType, validateWeights, type WeightLoadOptions } from './weights.js';
 
@@ -57,7 +57,8 @@ export interface ForwardOptions {
 export interface ModelLoadOptions extends WeightLoadOptions {
   /**
    * Keep the dual/single blocks in host memory (pinned on CUDA) and stream them through `slots` device buffers
-   * during the forward (low VRAM). Everything else stays on the device.
+   * during the forward (low VRAM); `residentBlocks` keeps the first blocks on the device too. Everything else
+   * stays on the device.
    */
   streamBlocks?: BlockStreamOptions;
 }
@@ -125,9 +126,11 @@ export class HunyuanVideoTransformer3DModelPacked {
     const shapes = validateWeights(cfg, weights);
     const dtype = resolveDType(weights, opts);
     const device = opts.device ?? 'cpu';
+    const streamed = new Set(streamedBlockNames(cfg, opts.streamBlocks));
+    const isStreamedKey = (k: string) => streamed.has(/^(?:single_)?transformer_blocks\.\d+/.exec(k)?.[0] ?? '');
     const streamer = BlockStreamer.fromSource(cfg, weights, shapes, { dtype, device, ...opts.streamBlocks });
     try {
-      return new HunyuanVideoTransformer3DModelPacked(cfg, loadWeights(cfg, weights, { dtype, device }, (k) => !isBlockKey(k)), streamer);
+      return new HunyuanVideoTransformer3DModelPacked(cfg, loadWeights(cfg, weights, { dtype, device }, (k) => !isStreamedKey(k)), streamer);
     } catch (e) {
       streamer.dispose();
       throw e;
@@ -143,7 +146,7 @@ export class HunyuanVideoTransformer3DModelPacked {
 
   /** A block's parameters: resident, or streamed in (then `#blockDone` must follow once its compute is queued). */
   #blockParams(name: string): ParamScope {
-    return this.streamer ? this.streamer.acquire(name) : this.weights.root.at(name);
+    return this.streamer?.has(name) ? this.streamer.acquire(name) : this.weights.root.at(name);
   }
   #blockDone(name: string, prefetch = true): void {
     this.streamer?.release(name, prefetch);

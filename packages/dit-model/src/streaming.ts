@@ -15,6 +15,19 @@ import { ParamScope } from './weights.js';
 export interface BlockStreamOptions {
   /** Blocks on the device at once (default 2: one computing, one arriving). */
   slots?: number;
+  /**
+   * The first `residentBlocks` blocks (execution order: dual then single) stay on the device like the rest of
+   * the model and only the others stream: each forward copies fewer bytes when the budget has room (default 0).
+   */
+  residentBlocks?: number;
+}
+
+/** The blocks `opts` streams (all but the first `residentBlocks`). */
+export function streamedBlockNames(c: DiTConfig, opts: BlockStreamOptions): string[] {
+  const r = opts.residentBlocks ?? 0;
+  const names = blockNames(c);
+  if (!Number.isInteger(r) || r < 0 || r > names.length) throw new DiTInputError(`streamBlocks.residentBlocks must be an integer in 0..${names.length}, got ${opts.residentBlocks}`);
+  return names.slice(r);
 }
 
 /** The dual/single block names of a config, in execution order. */
@@ -42,14 +55,18 @@ export class BlockStreamer {
       const t = (source as Record<string, Tensor>)[key];
       return T.reshape(t, t.shape); // a view: the streamer disposes what it reads, the caller keeps its tensor
     };
-    const groups = blockNames(config).map((name) => ({
+    const groups = streamedBlockNames(config, opts).map((name) => ({
       name,
       params: [...shapes.keys()].filter((k) => k.startsWith(`${name}.`)).map((key) => ({ key, shape: shapes.get(key)! })),
     }));
     return new BlockStreamer(T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots }));
   }
 
-  /** Block names in execution order. */
+  /** Whether the block is streamed (else it is resident with the rest of the model). */
+  has(name: string): boolean {
+    return this.stream.has(name);
+  }
+  /** Streamed block names in execution order. */
   get order(): readonly string[] {
     return this.stream.order;
   }

@@ -66,6 +66,21 @@ describe('block streaming', () => {
     str.m.dispose();
   });
 
+  it('keeps the first residentBlocks blocks on the device and streams the rest, with the same result', () => {
+    const inp = [inputs(6), inputs(7)];
+    const ref = inp.map((x) => resident.forward(x));
+    for (const residentBlocks of [0, 2, 4, 5]) {
+      const m = HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, weights, { streamBlocks: { slots: 2, residentBlocks } });
+      const names = ['transformer_blocks.0', 'transformer_blocks.1', 'single_transformer_blocks.0', 'single_transformer_blocks.1', 'single_transformer_blocks.2'];
+      expect(m.streamer!.order).toEqual(names.slice(residentBlocks));
+      for (const n of names.slice(0, residentBlocks)) expect(m.weights.tensors.has(`${n}.attn.to_q.weight`)).toBe(true);
+      for (const n of names.slice(residentBlocks)) expect(m.weights.tensors.has(`${n}.attn.to_q.weight`)).toBe(false);
+      for (let r = 0; r < 2; r++) for (let i = 0; i < 2; i++) expect(maxAbsDiff(m.forward(inp[i]), ref[i]), `resident ${residentBlocks}`).toBe(0);
+      m.dispose();
+    }
+    expect(() => HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, weights, { streamBlocks: { residentBlocks: 6 } })).toThrow(/residentBlocks/);
+  });
+
   it('works with the step-skip hook (a skipped step releases block 0 without prefetching)', () => {
     const m = HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, weights, { streamBlocks: { slots: 2 } });
     const inp = inputs(3);
