@@ -32,6 +32,10 @@ else
   export FRAMEPACK_CUDA_ADDON=$PWD/packages/tensor-core/native/build/framepack_cuda.node
 fi
 
+step "packages/tensor-core/test/cuda.test.ts (through a vitest shim)"
+timeout 120 node $D/bundle/cuda-test.mjs 2>&1 | tee "$OUT/cuda-test.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
 step "op checks + benchmarks"
 timeout ${CHECK_TIMEOUT:-240} node $D/bundle/gpu-check.mjs 2>&1 | tee "$OUT/gpu-check.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
@@ -54,6 +58,6 @@ fi
 
 step "summary"
 grep -h '"kind":"\(attention\|attention-masked\|attention-v1\|attention-wgmma\|attention-wgmma-vs-generic\|attention-flash-vs-generic\|gemm\|op-checks\|conv3d\|elementwise\)"' "$OUT/bench.jsonl" 2>/dev/null | cut -c1-220
-grep -h 'passed, ' "$OUT"/golden-*.log 2>/dev/null
+grep -h 'passed, ' "$OUT"/cuda-test.log "$OUT"/golden-*.log 2>/dev/null
 echo "gpu-test status: $status"
 exit $status

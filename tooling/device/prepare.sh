@@ -21,6 +21,8 @@ log "bundling the GPU check and the golden runner"
 rm -rf $D/bundle && mkdir -p $D/bundle/golden
 pnpm exec esbuild tooling/device/gpu-check.ts --bundle --platform=node --format=esm --target=node22 \
   --conditions=source --outfile=$D/bundle/gpu-check.mjs --log-level=warning
+pnpm exec esbuild tooling/device/run-cuda-test.ts --bundle --platform=node --format=esm --target=node22 \
+  --conditions=source --alias:vitest=./tooling/device/vitest-shim.ts --outfile=$D/bundle/cuda-test.mjs --log-level=warning
 kinds=$(ls tooling/golden/src/kinds/*.ts 2>/dev/null || true)
 pnpm exec esbuild tooling/golden/src/cli.ts $kinds --bundle --splitting --platform=node --format=esm --target=node22 \
   --conditions=source --outbase=tooling/golden/src --outdir=$D/bundle/golden --out-extension:.js=.mjs \

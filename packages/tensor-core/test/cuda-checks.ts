@@ -82,7 +82,8 @@ function check(name: string, inputs: In[], fn: (xs: Tensor[], dev: 'cpu' | 'cuda
 }
 
 const UNARY = ['neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'square', 'reciprocal', 'sin', 'cos', 'silu', 'sigmoid', 'tanh', 'relu', 'quickGelu'] as const;
-const POSITIVE = new Set(['log', 'sqrt', 'rsqrt']);
+// log/sqrt/rsqrt need positive inputs; reciprocal stays away from 0 so f16 outputs cannot overflow (65504)
+const POSITIVE = new Set(['log', 'sqrt', 'rsqrt', 'reciprocal']);
 
 export function cudaChecks(): Check[] {
   const cs: Check[] = [];

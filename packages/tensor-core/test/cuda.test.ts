@@ -67,6 +67,13 @@ describe(`CUDA memory, budget and streams${skipNote}`, () => {
       T.setVramBudget(null);
     }
   });
+  it.skipIf(!gpu)('raises typed errors: out-of-range index (RangeError), as the CPU backend', () => {
+    const x = T.zeros([4, 3], { device: 'cuda' });
+    const bad = T.tensor([0, 9], [2], { dtype: 'i64', device: 'cuda' });
+    expect(() => T.indexSelect(x, 0, bad)).toThrow(RangeError);
+    x.dispose();
+    bad.dispose();
+  });
   it.skipIf(!gpu)('copies through pinned buffers on a stream, ordered with events', () => {
     const n = 1 << 20;
     const pin = T.allocPinned(n * 4);

@@ -101,15 +101,6 @@ __global__ void __launch_bounds__(128 * WG) kFlash3(AttnArgs a) {
     const uint16_t* Ks = Kb + buf * KSZ;
     const uint16_t* Vs = Vb + buf * KSZ;
 
-    float s[F3_BN / 2];
-    wgFence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++)
-      if constexpr (F3_BN == 128) wgmmaSS_n128<BF16>(s, desc(Qw + kk * 128, 128, rowGroupBytes), desc(Ks + kk * 128, 128, rowGroupBytes), kk > 0);
-      else wgmmaSS_n64<BF16>(s, desc(Qw + kk * 128, 128, rowGroupBytes), desc(Ks + kk * 128, 128, rowGroupBytes), kk > 0);
-    wgCommit();
-    wgWait0();
-
     // masking (as the sm_80 kernel): key-only masks per column, causal only on tiles crossing the diagonal
     const bool tail = kv0 + F3_BN > a.Lk;
     const bool causalHere = a.causal && kv0 + F3_BN - 1 > q0 + wg * 64 + wl * 16 + (a.Lk - a.Lq);
@@ -135,6 +126,15 @@ __global__ void __launch_bounds__(128 * WG) kFlash3(AttnArgs a) {
         for (int e = 0; e < 2; e++)
           if (kv0 + j * 8 + c2 + e >= a.Lk) colOk &= ~(1u << (j * 2 + e));
     }
+    float s[F3_BN / 2];
+    wgFence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+      if constexpr (F3_BN == 128) wgmmaSS_n128<BF16>(s, desc(Qw + kk * 128, 128, rowGroupBytes), desc(Ks + kk * 128, 128, rowGroupBytes), kk > 0);
+      else wgmmaSS_n64<BF16>(s, desc(Qw + kk * 128, 128, rowGroupBytes), desc(Ks + kk * 128, 128, rowGroupBytes), kk > 0);
+    wgCommit();
+    wgWait0();
+
     const bool needMask = general || causalHere || !__all_sync(0xffffffffu, colOk == ALL);
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll

@@ -3,7 +3,6 @@
 // Floating-point ops keep bf16/f16/f32 storage and accumulate in f32 (reductions over an axis in f64).
 import type { AttentionParams, Backend, BinaryOp, CompareOp, PadMode, ReduceOp, RopeMode, Storage, UnaryOp, View } from '../backend.js';
 import { allocHost, BYTES_PER_ELEMENT, type DType, f32ToBf16Bits, f32ToF16Bits, type HostArray } from '../dtype.js';
-import { OutOfMemoryError } from '../errors.js';
 import { broadcastStrides, stridesOf } from '../shape.js';
 import type { Addon, DeviceInfo, Ptr } from './native.js';
 
@@ -78,14 +77,8 @@ export class CudaBackend implements Backend {
 
   private alloc(n: number, dtype: DType): CudaStorage {
     const bytes = n * esize(dtype);
-    let p: Ptr;
-    try {
-      p = this.addon.alloc(bytes);
-    } catch (e) {
-      const err = e as Error & { code?: string; requestedBytes?: number };
-      if (err.code === 'E_OOM') throw new OutOfMemoryError(err.message, 'cuda', err.requestedBytes ?? bytes);
-      throw e;
-    }
+    // the addon's errors arrive typed (see typedErrors in ./index.ts): OutOfMemoryError names the budget
+    const p: Ptr = this.addon.alloc(bytes);
     return { device: 'cuda', dtype, numel: n, handle: { ptr: p, bytes } };
   }
 

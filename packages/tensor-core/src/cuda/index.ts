@@ -1,10 +1,10 @@
 // CUDA-specific API beside the Backend contract: device info, allocator stats and VRAM budget, streams,
 // events, pinned host buffers and asynchronous host<->device copies (what the low-VRAM block streaming uses).
 import { backendFor } from '../device.js';
-import { DeviceError, ShapeError } from '../errors.js';
+import { DeviceError, OutOfMemoryError, ShapeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import { CudaBackend } from './backend.js';
-import { type AllocatorStats, type DeviceInfo, loadAddon, type Ptr } from './native.js';
+import { type Addon, type AllocatorStats, type DeviceInfo, loadAddon, type Ptr } from './native.js';
 
 export { CudaBackend } from './backend.js';
 export type { AllocatorStats, DeviceInfo } from './native.js';
@@ -18,11 +18,37 @@ export function parseBytes(s: string): number {
   return Math.floor(parseFloat(m[1]) * si);
 }
 
+/**
+ * The addon's functions with its errors typed: out-of-memory as OutOfMemoryError, an out-of-range index as
+ * RangeError (as the CPU backend), anything else (launch failures, missing cuBLASLt) as DeviceError.
+ */
+function typedErrors(addon: Addon): Addon {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(addon)) {
+    if (typeof v !== 'function') {
+      out[k] = v;
+      continue;
+    }
+    const f = v as (...args: unknown[]) => unknown;
+    out[k] = (...args: unknown[]) => {
+      try {
+        return f(...args);
+      } catch (e) {
+        const err = e as Error & { code?: string; requestedBytes?: number };
+        if (err.code === 'E_OOM') throw new OutOfMemoryError(err.message, 'cuda', err.requestedBytes ?? 0);
+        if (/out of range/.test(err.message)) throw new RangeError(err.message);
+        throw new DeviceError(err.message);
+      }
+    };
+  }
+  return out as unknown as Addon;
+}
+
 /** The loader registered for 'cuda': the addon must load and a GPU must be present. Applies FRAMEPACK_VRAM_BUDGET. */
 export function loadCudaBackend(): CudaBackend {
   const r = loadAddon();
   if ('error' in r) throw new DeviceError(r.error);
-  const b = new CudaBackend(r.addon, r.info);
+  const b = new CudaBackend(typedErrors(r.addon), r.info);
   const env = process.env.FRAMEPACK_VRAM_BUDGET;
   if (env) b.addon.setBudget(parseBytes(env));
   return b;
