@@ -69,7 +69,7 @@ describe('model sizes from configs and headers', () => {
         llama: { config: parseLlamaConfig(tinyConfigs.text_encoder), shapes: llamaShapes(tinyConfigs.text_encoder) },
         clip: { config: parseClipTextConfig(tinyConfigs.text_encoder_2), shapes: clipTextShapes(tinyConfigs.text_encoder_2) },
         siglip: { config: parseSiglipVisionConfig(tinyConfigs.image_encoder), shapes: siglipVisionShapes(tinyConfigs.image_encoder) },
-        vae: { config: configFromDiffusers(tinyConfigs.vae), shapes: vaeShapes(tinyConfigs.vae) },
+        vae: { config: configFromDiffusers(tinyConfigs.vae), shapes: vaeShapes({ ...tinyConfigs.vae, block_out_channels: [...tinyConfigs.vae.block_out_channels] }) },
       },
       4,
     );
