@@ -13,6 +13,8 @@ import { HunyuanVideoGenerator } from './generator.js';
 import { DEFAULTS, resolveParams, type GenerateParams } from './params.js';
 import type { ProgressEvent } from './pipeline.js';
 import { previewToRgb } from './preview.js';
+import { summarizePlan } from './components.js';
+import { fmtGiB, type MemoryPlan } from './memory-plan.js';
 
 const number = (v: string) => {
   const n = Number(v);
@@ -63,11 +65,12 @@ export function buildProgram(): Command {
     .option('--magcache-retention <x>', 'MagCache: fraction of first steps always computed', number, DEFAULTS.magcacheRetention)
     .option('--crf <n>', 'x264 CRF (0-51)', integer, DEFAULTS.crf)
     .addOption(new Option('--device <device>', 'compute device').choices(['cpu', 'cuda']).default('cpu'))
-    .option('--vram-budget <GiB>', 'hard cap on device memory (CUDA)', number)
+    .option('--vram-budget <GiB>', 'device-memory budget (CUDA): plans what stays resident, what streams, the VAE tiles; caps the allocator', number)
     .option('--preview <png>', 'keep writing a latent->RGB preview of the current step to this PNG')
     .option('--lora <path[:weight]>', 'merge a LoRA (diffusers/PEFT, kohya/musubi or original HunyuanVideo names); repeatable', collectLora, [])
     .option('--tiny', 'use the embedded tiny test models (fast, no download; the video is NOT meaningful)')
     .option('--json', 'print progress and the result as JSON lines')
+    .option('-v, --verbose', 'say more (the memory plan under --vram-budget)')
     .action(async (o) => {
       if (o.teacache && o.magcache) throw new GeneratorError('choose one of --teacache and --magcache', 'BAD_PARAMS');
       const params: Partial<GenerateParams> = {
@@ -81,7 +84,10 @@ export function buildProgram(): Command {
       resolveParams(params); // bad parameters fail before any model is loaded
       const log = (line: string) => (o.json ? undefined : process.stderr.write(`${line}\n`));
       if (o.tiny) log('framepack: using the embedded tiny test models; the video is NOT meaningful (it only exercises the pipeline)');
-      const gen = await HunyuanVideoGenerator.load({ tiny: !!o.tiny, mode: o.mode, device: o.device, vramBudgetGiB: o.vramBudget, loras: o.lora });
+      const gen = await HunyuanVideoGenerator.load({
+        tiny: !!o.tiny, mode: o.mode, device: o.device, vramBudgetGiB: o.vramBudget, loras: o.lora, planFor: { resolution: o.resolution, window: o.window },
+      });
+      printPlan(gen.memoryPlan, { json: !!o.json, verbose: !!o.verbose, log });
       for (const l of (gen.models.loras ?? []) as { path: string; format: string; modules: number; unmatched: number }[]) {
         log(`framepack: LoRA ${l.path} (${l.format}): ${l.modules} module(s) merged${l.unmatched ? `, ${l.unmatched} key(s) unmatched` : ''}`);
       }
@@ -165,6 +171,21 @@ export function buildProgram(): Command {
     validateParams: validateJobParams,
   });
   return program;
+}
+
+/** The memory plan: a JSON line with --json, its decisions and reasons with --verbose, one summary line otherwise. */
+function printPlan(plan: MemoryPlan | null, o: { json: boolean; verbose: boolean; log: (line: string) => void }): void {
+  if (!plan) return;
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ event: 'memory-plan', ...summarizePlan(plan) })}\n`);
+    return;
+  }
+  const dit = plan.dit.mode === 'resident' ? 'DiT resident' : `DiT streamed (${plan.dit.slots} slots, ${plan.dit.residentBlocks} blocks resident)`;
+  const peak = Math.max(...plan.phases.map((p) => p.bytes));
+  o.log(`framepack: memory plan for ${fmtGiB(plan.budgetBytes)}: ${dit}, VAE ${plan.vae.tileLabel}, estimated peak ${fmtGiB(peak)}`);
+  if (!o.verbose) return;
+  for (const r of plan.reasons) o.log(`  - ${r}`);
+  for (const step of plan.order) o.log(`  > ${step}`);
 }
 
 function componentsFor(mode: 'original' | 'f1' | 'all') {

@@ -21,11 +21,14 @@ import {
 } from '@framepack/encoders';
 import { TorchGenerator, randn, sampleHunyuan, SamplingCancelledError, type ModelCallContext } from '@framepack/k-diffusion';
 import { MagCache, TeaCache, createBranchHooks, formatSkipStats, modelFamilyFor, type BranchHooks } from '@framepack/magcache';
-import { ImageReadError, findNearestBucket, prepareInputImage } from '@framepack/video-io';
+import { BUCKET_OPTIONS, ImageReadError, findNearestBucket, prepareInputImage } from '@framepack/video-io';
 import { GeneratorError, ModelsMissingError } from './errors.js';
 import { GenerationCancelledError, type LoopMode } from './section-loop.js';
 import type { Components, RgbImage, SampleRequest, TextConds } from './pipeline.js';
 import { ensureTinyModels } from './tiny/family.js';
+import { planMemory, type MemoryPlan } from './memory-plan.js';
+import { planModels, readModelShapes } from './model-sizes.js';
+import { DEFAULTS } from './params.js';
 
 export interface LoadOptions {
   /** The embedded tiny family instead of the real checkpoints. */
@@ -35,8 +38,18 @@ export interface LoadOptions {
   device?: T.DeviceType;
   /** Compute dtype (default f32 on the CPU, bf16 on CUDA). */
   dtype?: T.DType;
-  /** Hard device-memory cap in GiB (CUDA). */
+  /**
+   * Device-memory budget in GiB (CUDA): the memory planner decides from it what stays resident, what streams,
+   * which encoders are loaded per job and the VAE tiles (see memory-plan.ts), and the allocator is capped.
+   */
   vramBudgetGiB?: number;
+  /** The job shape the memory plan is made for (default: the default resolution and window). */
+  planFor?: { resolution?: number; window?: number };
+  /**
+   * A plan made by the caller (`planMemory`), used as is instead of planning from `vramBudgetGiB`; on the CPU it
+   * runs the same streaming / per-job loading code path without an allocator cap (tests).
+   */
+  memoryPlan?: MemoryPlan;
   /** LoRAs merged into the transformer as its weights are read (several, each with its own weight). */
   loras?: { path: string; weight: number }[];
   /** Folder per component, overriding the resolution (e.g. local copies). */
@@ -80,23 +93,16 @@ function loadTransformer(dir: string, load: { device: T.DeviceType; dtype: T.DTy
   }
 }
 
-/** Bytes of a checkpoint's tensors once cast to `dtype` (from the headers only). */
-function checkpointBytes(dir: string, dtype: T.DType): number {
-  const ckpt = openCheckpoint(dir);
-  try {
-    return ckpt.keys().reduce((n, k) => n + ckpt.info(k).shape.reduce((a, b) => a * b, 1) * T.BYTES_PER_ELEMENT[dtype], 0);
-  } finally {
-    ckpt.close();
-  }
-}
-
 /** Tokens of the template before the prompt: what encode_prompt_conds crops (95 for the real LLaMA-3 tokenizer). */
 function templateCropStart(tokenizer: LlamaTokenizer): number {
   const prefix = HUNYUAN_PROMPT_TEMPLATE.slice(0, HUNYUAN_PROMPT_TEMPLATE.indexOf('{}'));
   return tokenizer.encode(prefix, { padding: 'none' }).ids.length;
 }
 
-export async function loadComponents(opts: LoadOptions = {}): Promise<Components & { dispose(): void }> {
+/** The bound components, their memory plan (null without a budget) and which encoders are loaded now. */
+export type LoadedComponents = Components & { dispose(): void; memoryPlan: MemoryPlan | null; loaded(): { llama: boolean; clip: boolean; siglip: boolean } };
+
+export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComponents> {
   const device = opts.device ?? 'cpu';
   if (device !== 'cpu' && !T.isDeviceAvailable(device)) {
     throw new GeneratorError(`device ${device} is not available (no CUDA build of the tensor-core addon, or no GPU); use --device cpu`, 'BAD_PARAMS');
@@ -105,36 +111,45 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<Components
   const dtype = opts.dtype ?? (device === 'cpu' ? 'f32' : 'bf16');
   const paths = resolveModelPaths(opts);
   const load = { device, dtype };
-  let streamDit = false;
-  if (opts.vramBudgetGiB !== undefined) {
-    const budget = opts.vramBudgetGiB * 2 ** 30;
-    T.setVramBudget(budget);
-    // Keep the DiT resident only when its weights take under half the budget; otherwise stream its blocks
-    // through two device slots (activations, the VAE and the encoders need the rest).
-    streamDit = checkpointBytes(paths.transformer, dtype) > budget / 2;
-  }
-  const { dit, loraReport } = loadTransformer(paths.transformer, { ...load, ...(streamDit ? { streamBlocks: { slots: 2 } } : {}) }, opts.loras ?? []);
+  const plan = opts.memoryPlan ?? (opts.vramBudgetGiB === undefined ? null : makePlan(paths, opts.vramBudgetGiB, dtype, opts.planFor));
+  if (plan && device === 'cuda') T.setVramBudget(plan.allocatorBudgetBytes);
+  const ditStream = plan?.dit.mode === 'streamed' ? { streamBlocks: { slots: plan.dit.slots, residentBlocks: plan.dit.residentBlocks } } : {};
+  const { dit, loraReport } = loadTransformer(paths.transformer, { ...load, ...ditStream }, opts.loras ?? []);
   const vae = HunyuanVideoVae.load(paths.vae, load);
-  const llama = LlamaTextEncoder.load(paths.text_encoder, load);
-  const clip = ClipTextEncoder.load(paths.text_encoder_2, load);
-  const siglip = SiglipVisionEncoder.load(paths.image_encoder, { ...load, preprocessDir: paths.feature_extractor });
+  if (plan?.vae.tiling.spatial) vae.enableTiling(plan.vae.tiling);
+  // Encoders: kept ones load now; per-job ones load when a job first needs them and are freed after use.
+  const streamOf = (e: MemoryPlan['llama'] | undefined) => (e?.mode === 'streamed' ? { streamLayers: { slots: e.slots } } : {});
+  const llama = new Lazy(() => LlamaTextEncoder.load(paths.text_encoder, { ...load, hiddenStateIndex: -3, ...streamOf(plan?.llama) }), plan?.llama.lifetime ?? 'kept');
+  const clip = new Lazy(() => ClipTextEncoder.load(paths.text_encoder_2, load), plan?.clip.lifetime ?? 'kept');
+  const siglip = new Lazy(() => SiglipVisionEncoder.load(paths.image_encoder, { ...load, preprocessDir: paths.feature_extractor, ...streamOf(plan?.siglip) }), plan?.siglip.lifetime ?? 'kept');
   const llamaTokenizer = LlamaTokenizer.fromDir(paths.tokenizer);
   const clipTokenizer = ClipTokenizer.fromDir(paths.tokenizer_2);
   const cropStart = opts.tiny ? templateCropStart(llamaTokenizer) : HUNYUAN_CROP_START;
   const ditDType = dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'bf16';
 
-  const components: Components & { dispose(): void } = {
+  const components: LoadedComponents = {
     latentChannels: 16,
-    describe: () => ({ family: opts.tiny ? 'framepack-tiny (NOT a real model)' : 'FramePack HunyuanVideo', mode: opts.mode ?? 'original', device, dtype, paths, loras: loraReport }),
+    describe: () => ({
+      family: opts.tiny ? 'framepack-tiny (NOT a real model)' : 'FramePack HunyuanVideo', mode: opts.mode ?? 'original', device, dtype, paths, loras: loraReport,
+      ...(plan ? { memoryPlan: summarizePlan(plan) } : {}),
+    }),
+    memoryPlan: plan,
+    loaded: () => ({ llama: llama.loaded, clip: clip.loaded, siglip: siglip.loaded }),
 
     async encodePrompt(prompt) {
       const withTemplate = llamaTokenizer.encode(HUNYUAN_PROMPT_TEMPLATE.replace('{}', prompt), { padding: 'none' }).ids.length;
       const tokens = withTemplate - cropStart;
-      const conds = encodePromptConds(prompt, { llama, clip, llamaTokenizer, clipTokenizer, cropStart });
+      const conds = encodePromptConds(prompt, { llama: llama.get(), clip: clip.get(), llamaTokenizer, clipTokenizer, cropStart });
       return { ...conds, tokens: Math.min(tokens, 256), truncated: tokens > 256 };
     },
     async encodeImage(image) {
-      return siglip.encodeImage(image);
+      return siglip.get().encodeImage(image);
+    },
+    release(stage) {
+      if (stage === 'text') {
+        llama.release();
+        clip.release();
+      } else siglip.release();
     },
     async vaeEncode(pixels) {
       const e = vae.encode(pixels);
@@ -202,13 +217,81 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<Components
     dispose() {
       dit.dispose?.();
       vae.dispose();
-      llama.dispose?.();
-      clip.dispose?.();
-      siglip.dispose?.();
+      llama.dispose();
+      clip.dispose();
+      siglip.dispose();
     },
   };
   return components;
 }
+
+/** A model loaded on first use; a per-job one is freed by `release` (and loaded again by the next job). */
+class Lazy<M extends { dispose(): void }> {
+  #model: M | null = null;
+  constructor(
+    private readonly loadFn: () => M,
+    readonly lifetime: 'kept' | 'per-job',
+  ) {
+    if (lifetime === 'kept') this.#model = loadFn();
+  }
+  get(): M {
+    return (this.#model ??= this.loadFn());
+  }
+  get loaded(): boolean {
+    return this.#model !== null;
+  }
+  release(): void {
+    if (this.lifetime === 'per-job') this.dispose();
+  }
+  dispose(): void {
+    this.#model?.dispose();
+    this.#model = null;
+  }
+}
+
+/** The largest bucket (most pixels) of a resolution's row (the row find_nearest_bucket uses): what a load-time plan must cover. */
+export function largestBucket(resolution: number): [number, number] {
+  const asked = Math.trunc(resolution);
+  let key = -Infinity;
+  // keys ascend, so a strict < keeps the smaller key on a tie (as findNearestBucket)
+  for (const k of BUCKET_OPTIONS.keys()) if (Math.abs(k - asked) < Math.abs(key - asked)) key = k;
+  const [h, w] = BUCKET_OPTIONS.get(key)!.reduce((a, b) => (b[0] * b[1] > a[0] * a[1] ? b : a));
+  return [h, w];
+}
+
+/** The memory plan for the loaded models' real sizes (config.json + safetensors headers) and the job shape. */
+function makePlan(paths: Record<ComponentName, string>, budgetGiB: number, dtype: T.DType, planFor: LoadOptions['planFor']): MemoryPlan {
+  if (!(budgetGiB > 0)) throw new GeneratorError(`--vram-budget must be a positive number of GiB, got ${budgetGiB}`, 'BAD_PARAMS', { param: 'vramBudget' });
+  const resolution = planFor?.resolution ?? DEFAULTS.resolution;
+  const [height, width] = largestBucket(resolution);
+  const plan = planMemory({
+    budgetBytes: budgetGiB * 2 ** 30,
+    bytesPerElement: T.BYTES_PER_ELEMENT[dtype],
+    models: planModels(readModelShapes(paths), T.BYTES_PER_ELEMENT[dtype]),
+    job: { height, width, window: planFor?.window ?? DEFAULTS.window },
+  });
+  if (!plan.fits) throw new GeneratorError(`the models do not fit a ${budgetGiB} GiB budget: ${plan.reasons.at(-3)}`, 'OUT_OF_MEMORY', { plan: summarizePlan(plan) });
+  return plan;
+}
+
+/** The plan in a JSON-friendly shape (GiB, decisions, reasons) for logs, the CLI and the sidecar. */
+export function summarizePlan(p: MemoryPlan): Record<string, unknown> {
+  const gib = (b: number) => Number((b / 2 ** 30).toFixed(3));
+  const enc = (e: MemoryPlan['llama']) => ({ mode: e.mode, ...(e.mode === 'streamed' ? { slots: e.slots } : {}), lifetime: e.lifetime, deviceGiB: gib(e.deviceBytes) });
+  return {
+    budgetGiB: gib(p.budgetBytes),
+    allocatorBudgetGiB: gib(p.allocatorBudgetBytes),
+    dit: { mode: p.dit.mode, ...(p.dit.mode === 'streamed' ? { slots: p.dit.slots, residentBlocks: p.dit.residentBlocks, streamedGiBPerForward: gib(p.dit.streamedBytesPerForward) } : {}), deviceGiB: gib(p.dit.deviceBytes) },
+    llama: enc(p.llama),
+    clip: enc(p.clip),
+    siglip: enc(p.siglip),
+    vae: { tiles: p.vae.tileLabel, deviceGiB: gib(p.vae.deviceBytes) },
+    phasesGiB: Object.fromEntries(p.phases.map((x) => [x.phase, gib(x.bytes)])),
+    order: p.order,
+    reasons: p.reasons,
+  };
+}
+
 
 /** The job's one torch-compatible generator, shared by the start latent (text-to-video) and every section's noise. */
 type JobNoise = { randn(shape: number[]): T.Tensor; generator: TorchGenerator };

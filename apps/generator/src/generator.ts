@@ -3,7 +3,8 @@
  * progress events; returns the frames and/or writes the MP4 (progressively), PNG frames and a JSON sidecar.
  */
 import { GeneratorError } from './errors.js';
-import { loadComponents, type LoadOptions } from './components.js';
+import { loadComponents, type LoadedComponents, type LoadOptions } from './components.js';
+import type { MemoryPlan } from './memory-plan.js';
 import { JobOutput } from './job-output.js';
 import { resolveParams, type GenerateParams } from './params.js';
 import { runJob, type Components, type JobResult, type RunOptions } from './pipeline.js';
@@ -26,7 +27,7 @@ export interface FilesResult {
 
 export class HunyuanVideoGenerator {
   private constructor(
-    private readonly components: Components & { dispose(): void },
+    private readonly components: LoadedComponents,
     readonly options: LoadOptions,
   ) {}
 
@@ -70,6 +71,11 @@ export class HunyuanVideoGenerator {
   /** What was loaded: family, paths, device, dtype, merged LoRAs. */
   get models(): Record<string, unknown> {
     return this.components.describe();
+  }
+
+  /** The low-VRAM memory plan the models were loaded with (null without a VRAM budget). */
+  get memoryPlan(): MemoryPlan | null {
+    return this.components.memoryPlan;
   }
 
   /** Free the model weights. */

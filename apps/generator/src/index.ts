@@ -1,6 +1,8 @@
 export * from './section-loop.js';
 export { HunyuanVideoGenerator, type GenerateToFilesOptions, type FilesResult } from './generator.js';
-export { loadComponents, resolveModelPaths, type LoadOptions } from './components.js';
+export { loadComponents, resolveModelPaths, summarizePlan, largestBucket, type LoadOptions, type LoadedComponents } from './components.js';
+export { planMemory, ditTokens, tilingCandidates, type MemoryPlan, type PlanInput, type PlanModels, type PlanJob, type LayeredWeights, type EncoderPlan, type DitPlan, type PhasePeak } from './memory-plan.js';
+export { planModels, readModelShapes, checkpointShapes, type ModelShapes } from './model-sizes.js';
 export { runJob, imageToTensor, type Components, type ProgressEvent, type RunOptions, type JobResult, type TextConds, type Stage } from './pipeline.js';
 export { resolveParams, DEFAULTS, type GenerateParams } from './params.js';
 export { GeneratorError, ModelsMissingError, type GeneratorErrorCode } from './errors.js';

@@ -50,6 +50,11 @@ export interface Components {
   /** Tokens kept from a prompt and whether it was truncated. */
   encodePrompt(prompt: string): Promise<TextConds & { truncated: boolean; tokens: number }>;
   encodeImage(image: RgbImage): Promise<T.Tensor>;
+  /**
+   * The job is done with the text encoders ('text') or the image encoder ('image'): the ones the memory plan
+   * loads per job are freed (the DiT samples without them). Idempotent; the next job loads them again.
+   */
+  release?(stage: 'text' | 'image'): void;
   /** Pixels (1, 3, 1, H, W) in [-1, 1] -> latent (1, C, 1, H/8, W/8), scaled. */
   vaeEncode(pixels: T.Tensor): Promise<T.Tensor>;
   /** Scaled latents (1, C, t, h, w) -> pixels (1, 3, 4t-3, 8h, 8w) f32 on the CPU. */
@@ -164,7 +169,9 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
       const neg = { llamaVec: own(n.llamaVec), llamaMask: own(n.llamaMask), clipPooler: own(n.clipPooler) };
       negativeFor = () => neg;
     }
+    c.release?.('text');
     const imageEmbeddings = own(await c.encodeImage(image ?? black(height, width)));
+    c.release?.('image');
     let startLatent: T.Tensor;
     if (image) {
       const px = imageToTensor(image);
@@ -249,6 +256,9 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
     if (e instanceof PromptBlenderError) throw new GeneratorError(`prompt: ${e.message}`, 'BAD_PARAMS', { param: 'prompt' });
     throw e;
   } finally {
+    // a job that failed while encoding frees its per-job encoders too
+    c.release?.('text');
+    c.release?.('image');
     for (const t of new Set(disposables)) t.dispose();
   }
 }
