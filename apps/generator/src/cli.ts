@@ -13,7 +13,7 @@ import { HunyuanVideoGenerator } from './generator.js';
 import { DEFAULTS, resolveParams, type GenerateParams } from './params.js';
 import type { ProgressEvent } from './pipeline.js';
 import { previewToRgb } from './preview.js';
-import { summarizePlan } from './components.js';
+import { memoryPlanFor, summarizePlan } from './components.js';
 import { fmtGiB, type MemoryPlan } from './memory-plan.js';
 
 const number = (v: string) => {
@@ -165,6 +165,21 @@ export function buildProgram(): Command {
       });
       process.stdout.write(`${files.length} file(s) in ${hubCacheDir()}\n`);
     });
+  models
+    .command('plan')
+    .description('show the low-VRAM memory plan for a budget (reads config.json and safetensors headers only, loads nothing)')
+    .requiredOption('--vram-budget <GiB>', 'device-memory budget', number)
+    .addOption(new Option('-m, --mode <mode>', 'which transformer').choices(['original', 'f1']).default('original'))
+    .option('--resolution <n>', 'bucket resolution of the jobs', integer, DEFAULTS.resolution)
+    .option('--window <n>', 'latent frames per section', integer, DEFAULTS.window)
+    .addOption(new Option('--dtype <dtype>', 'compute dtype').choices(['bf16', 'f16', 'f32']).default('bf16'))
+    .option('--tiny', 'plan for the embedded tiny test models')
+    .option('--json', 'print the plan as one JSON line')
+    .action((o) => {
+      const plan = memoryPlanFor({ tiny: !!o.tiny, mode: o.mode, vramBudgetGiB: o.vramBudget, dtype: o.dtype, planFor: { resolution: o.resolution, window: o.window } });
+      printPlan(plan, { json: !!o.json, verbose: true, log: (line) => process.stdout.write(`${line}\n`) });
+      if (!plan.fits) throw new GeneratorError(`the models do not fit a ${o.vramBudget} GiB budget: ${plan.problem}`, 'OUT_OF_MEMORY');
+    });
   registerQueueCommands<QueueJobParams>(program, {
     openQueue: () => Queue.open(defaultQueuePath()),
     runner: async () => createJobRunner(),
@@ -182,7 +197,7 @@ function printPlan(plan: MemoryPlan | null, o: { json: boolean; verbose: boolean
   }
   const dit = plan.dit.mode === 'resident' ? 'DiT resident' : `DiT streamed (${plan.dit.slots} slots, ${plan.dit.residentBlocks} blocks resident)`;
   const peak = Math.max(...plan.phases.map((p) => p.bytes));
-  o.log(`framepack: memory plan for ${fmtGiB(plan.budgetBytes)}: ${dit}, VAE ${plan.vae.tileLabel}, estimated peak ${fmtGiB(peak)}`);
+  o.log(`framepack: memory plan for ${fmtGiB(plan.budgetBytes)}${plan.fits ? '' : ' (DOES NOT FIT)'}: ${dit}, VAE ${plan.vae.tileLabel}, estimated peak ${fmtGiB(peak)}`);
   if (!o.verbose) return;
   for (const r of plan.reasons) o.log(`  - ${r}`);
   for (const step of plan.order) o.log(`  > ${step}`);

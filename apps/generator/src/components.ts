@@ -111,7 +111,7 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
   const dtype = opts.dtype ?? (device === 'cpu' ? 'f32' : 'bf16');
   const paths = resolveModelPaths(opts);
   const load = { device, dtype };
-  const plan = opts.memoryPlan ?? (opts.vramBudgetGiB === undefined ? null : makePlan(paths, opts.vramBudgetGiB, dtype, opts.planFor));
+  const plan = opts.memoryPlan ?? (opts.vramBudgetGiB === undefined ? null : makePlan(opts, opts.vramBudgetGiB, dtype));
   if (plan && device === 'cuda') T.setVramBudget(plan.allocatorBudgetBytes);
   const ditStream = plan?.dit.mode === 'streamed' ? { streamBlocks: { slots: plan.dit.slots, residentBlocks: plan.dit.residentBlocks } } : {};
   const { dit, loraReport } = loadTransformer(paths.transformer, { ...load, ...ditStream }, opts.loras ?? []);
@@ -259,18 +259,27 @@ export function largestBucket(resolution: number): [number, number] {
   return [h, w];
 }
 
-/** The memory plan for the loaded models' real sizes (config.json + safetensors headers) and the job shape. */
-function makePlan(paths: Record<ComponentName, string>, budgetGiB: number, dtype: T.DType, planFor: LoadOptions['planFor']): MemoryPlan {
+/**
+ * The memory plan for the models `opts` resolves (their config.json + safetensors headers; nothing is loaded),
+ * a budget, a compute dtype and a job shape. It may not fit (`plan.fits`); loading refuses such a plan.
+ */
+export function memoryPlanFor(opts: Pick<LoadOptions, 'tiny' | 'mode' | 'paths' | 'planFor'> & { vramBudgetGiB: number; dtype?: T.DType }): MemoryPlan {
+  const budgetGiB = opts.vramBudgetGiB;
   if (!(budgetGiB > 0)) throw new GeneratorError(`--vram-budget must be a positive number of GiB, got ${budgetGiB}`, 'BAD_PARAMS', { param: 'vramBudget' });
-  const resolution = planFor?.resolution ?? DEFAULTS.resolution;
-  const [height, width] = largestBucket(resolution);
-  const plan = planMemory({
+  const dtype = opts.dtype ?? 'bf16';
+  const paths = resolveModelPaths(opts);
+  const [height, width] = largestBucket(opts.planFor?.resolution ?? DEFAULTS.resolution);
+  return planMemory({
     budgetBytes: budgetGiB * 2 ** 30,
     bytesPerElement: T.BYTES_PER_ELEMENT[dtype],
     models: planModels(readModelShapes(paths), T.BYTES_PER_ELEMENT[dtype]),
-    job: { height, width, window: planFor?.window ?? DEFAULTS.window },
+    job: { height, width, window: opts.planFor?.window ?? DEFAULTS.window },
   });
-  if (!plan.fits) throw new GeneratorError(`the models do not fit a ${budgetGiB} GiB budget: ${plan.reasons.at(-3)}`, 'OUT_OF_MEMORY', { plan: summarizePlan(plan) });
+}
+
+function makePlan(opts: LoadOptions, budgetGiB: number, dtype: T.DType): MemoryPlan {
+  const plan = memoryPlanFor({ ...opts, vramBudgetGiB: budgetGiB, dtype });
+  if (!plan.fits) throw new GeneratorError(`the models do not fit a ${budgetGiB} GiB budget: ${plan.problem}`, 'OUT_OF_MEMORY', { plan: summarizePlan(plan) });
   return plan;
 }
 

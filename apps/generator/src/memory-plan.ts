@@ -101,8 +101,10 @@ export interface MemoryPlan {
   allocatorBudgetBytes: number;
   /** What the plan fills: the allocator cap less a margin for fragmentation. */
   usableBytes: number;
-  /** False when even the leanest plan does not fit (then `reasons` says how much is missing). */
+  /** False when even the leanest plan does not fit (then `problem` says how much is missing). */
   fits: boolean;
+  /** Why the plan does not fit and what to do (only when `fits` is false). */
+  problem?: string;
   dit: DitPlan;
   llama: EncoderPlan;
   clip: EncoderPlan;
@@ -340,6 +342,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
   }
 
   const fitsAll = chosen !== null;
+  let problem: string | undefined;
   if (!chosen) {
     // nothing fits: report the leanest plan and how much it misses by
     chosen = {
@@ -350,9 +353,8 @@ export function planMemory(input: PlanInput): MemoryPlan {
       tile: tiles[tiles.length - 1],
     };
     const peak = max(phasePeaks(m, job, bpe, chosen).map((p) => p.bytes));
-    reasons.push(
-      `does not fit: even streaming every model through 1 slot with ${chosen.tile.label} needs ~${fmtGiB(peak)} at the peak, ${fmtGiB(peak - usableBytes)} more than the ${fmtGiB(usableBytes)} usable; lower --resolution or --window, or raise --vram-budget`,
-    );
+    problem = `even streaming every model through 1 slot with ${chosen.tile.label} needs ~${fmtGiB(peak)} at the peak, ${fmtGiB(peak - usableBytes)} more than the ${fmtGiB(usableBytes)} usable; lower --resolution or --window, or raise --vram-budget`;
+    reasons.push(`does not fit: ${problem}`);
   }
   const c = chosen;
   reasons.push(`VAE: ${c.tile.label} (the largest that fits the decode of ${2 * job.window + 1} latent frames)`);
@@ -367,6 +369,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
     allocatorBudgetBytes,
     usableBytes,
     fits: fitsAll,
+    ...(problem ? { problem } : {}),
     dit: c.dit,
     llama: c.llama,
     clip: c.clip,

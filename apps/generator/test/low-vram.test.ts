@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -60,6 +61,24 @@ describe('low-VRAM plan wired into the generator (tiny family, CPU)', () => {
   it('refuses a VRAM budget on the CPU', async () => {
     await expect(loadComponents({ tiny: true, vramBudgetGiB: 8 })).rejects.toThrow(/applies to --device cuda/);
   });
+
+  it('`framepack models plan` prints the plan (JSON or text) and fails when nothing fits', () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'apps/generator/src/cli.ts', 'models', 'plan', '--tiny', ...args], {
+        cwd: resolve(__dirname, '../../..'), encoding: 'utf8', env: { ...process.env },
+      });
+    let r = cli('--vram-budget', '2', '--resolution', '256', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(line).toMatchObject({ event: 'memory-plan', budgetGiB: 2, allocatorBudgetGiB: 1.25, dit: { mode: 'resident' }, llama: { mode: 'resident', lifetime: 'kept' } });
+    expect(line.reasons[0]).toMatch(/budget 2.00 GiB/);
+    r = cli('--vram-budget', '2');
+    expect(r.stdout).toMatch(/memory plan for 2.00 GiB: DiT resident[\s\S]*  - everything fits resident[\s\S]*  > start-up: load DiT/);
+    r = cli('--vram-budget', '0.5');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/DOES NOT FIT/);
+    expect(r.stderr).toMatch(/\[OUT_OF_MEMORY\].*lower --resolution or --window, or raise --vram-budget/);
+  }, 120_000);
 
   it('plans for the largest bucket of the row the resolution selects', () => {
     expect(largestBucket(640)).toEqual([640, 640]);

@@ -160,7 +160,9 @@ describe('memory planner on the real FramePack sizes (bf16, 640x640, window 9)',
   it('a budget too small says so and by how much', () => {
     const p = plan(3);
     expect(p.fits).toBe(false);
-    expect(p.reasons.at(-3)).toMatch(/does not fit: .* more than the .* usable; lower --resolution or --window, or raise --vram-budget/);
+    expect(p.problem).toMatch(/needs ~[\d.]+ GiB at the peak, [\d.]+ GiB more than the [\d.]+ GiB usable; lower --resolution or --window, or raise --vram-budget/);
+    expect(p.reasons.join('\n')).toContain(`does not fit: ${p.problem}`);
+    expect(plan(8).problem).toBeUndefined();
   });
 
   it('refuses nonsense inputs', () => {
