@@ -122,16 +122,17 @@ export interface MemoryPlan {
 /**
  * DiT activations at the forward's peak, in elements per token per hidden unit. Anchored on the measured PyTorch
  * forwards at 640x640 / 320x320 (DESIGN.md: 26.1 / 24.6 GiB peak for 23.97 GiB of bf16 weights at ~19200 /
- * ~5400 tokens: 19.4 / 20.4 x 3072 elements per token).
+ * ~5400 tokens: 19.4 / 20.4 x 3072 elements per token). Our own op graph keeps 14.5 alive (live-tensor peak of a
+ * forward on the CPU backend, test/memory-estimates.test.ts), so this leaves room for attention/GEMM workspaces.
  */
 export const DIT_ACT_PER_TOKEN_PER_DIM = 20;
 /**
  * VAE decode: live elements per output pixel-frame of a tile, per channel of the full-resolution stage
  * (block_out_channels[1] = 256 channels run at full resolution in the last upsampler: input, norm, activation
- * and the causally padded copy of a 3-D convolution coexist).
+ * and the causally padded copy of a 3-D convolution coexist). Measured live-tensor peak of our decoder: 3.8.
  */
 export const VAE_DECODE_LIVE_COPIES = 4;
-/** VAE encode: live elements per input pixel of a (single-frame) tile, per block_out_channels[0] channel; the causal time padding triples a 1-frame input. */
+/** VAE encode: live elements per input pixel of a (single-frame) tile, per block_out_channels[0] channel (measured: 6.4; the causal time padding triples a 1-frame input). */
 export const VAE_ENCODE_LIVE_COPIES = 8;
 /** The convolution's column buffer is capped at 64 Mi elements by the CUDA backend (conv3d.cu). */
 export const CONV_WORKSPACE_ELEMENTS = 64 * 2 ** 20;
