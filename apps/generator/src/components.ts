@@ -296,6 +296,7 @@ export function summarizePlan(p: MemoryPlan): Record<string, unknown> {
     siglip: enc(p.siglip),
     vae: { tiles: p.vae.tileLabel, deviceGiB: gib(p.vae.deviceBytes) },
     phasesGiB: Object.fromEntries(p.phases.map((x) => [x.phase, gib(x.bytes)])),
+    hostPhasesGiB: Object.fromEntries(p.hostPhases.map((x) => [x.phase, gib(x.bytes)])),
     order: p.order,
     reasons: p.reasons,
   };

@@ -112,6 +112,11 @@ export interface MemoryPlan {
   vae: { deviceBytes: number; tiling: TilingOptions; tileLabel: string };
   /** Estimated peak of each phase. */
   phases: PhasePeak[];
+  /**
+   * Host memory the plan holds per phase (the streamed weights' host copies, pinned on CUDA; resident models are
+   * read one tensor at a time, so loading them holds no second copy). Reported, not planned.
+   */
+  hostPhases: PhasePeak[];
   /** Load/run/free order, at start-up and per job. */
   order: string[];
   reasons: string[];
@@ -227,6 +232,22 @@ function phasePeaks(m: PlanModels, job: PlanJob, bpe: number, c: Choice): PhaseP
     { phase: 'vae-encode', bytes: kept + vaeEncodeBytes(m, job, c.tile.tiling, bpe) },
     { phase: 'sample', bytes: kept + ditActivationBytes(m, job, bpe) },
     { phase: 'decode', bytes: kept + vaeDecodeBytes(m, job, c.tile.tiling, bpe) },
+  ];
+}
+
+/** Host copies of streamed weights: the DiT's streamed blocks always, a streamed encoder while it is loaded. */
+function hostPeaks(m: PlanModels, c: Choice): PhasePeak[] {
+  const host = (e: EncoderPlan, s: EncoderShape) => (e.mode === 'streamed' ? sum(s.weights.unitBytes) + s.weights.hostableBytes : 0);
+  const dit = c.dit.streamedBytesPerForward;
+  const kept = (e: EncoderPlan, s: EncoderShape) => (e.lifetime === 'kept' ? host(e, s) : 0);
+  const always = dit + kept(c.llama, m.llama) + kept(c.siglip, m.siglip);
+  const perJob = (e: EncoderPlan, s: EncoderShape) => (e.lifetime === 'per-job' ? host(e, s) : 0);
+  return [
+    { phase: 'text-encode', bytes: always + perJob(c.llama, m.llama) },
+    { phase: 'image-encode', bytes: always + perJob(c.siglip, m.siglip) },
+    { phase: 'vae-encode', bytes: always },
+    { phase: 'sample', bytes: always },
+    { phase: 'decode', bytes: always },
   ];
 }
 
@@ -362,8 +383,10 @@ export function planMemory(input: PlanInput): MemoryPlan {
   for (const [name, e] of [['LLaMA', c.llama], ['CLIP-L', c.clip], ['SigLIP', c.siglip]] as const)
     if (e.mode === 'streamed' && e.lifetime === 'kept') reasons.push(`${name}: streamed and kept`);
   const phases = phasePeaks(m, job, bpe, c);
+  const hostPhases = hostPeaks(m, c);
+  const hostTop = hostPhases.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   const top = phases.reduce((a, b) => (b.bytes > a.bytes ? b : a));
-  reasons.push(`peak ~${fmtGiB(top.bytes)} in ${top.phase}`);
+  reasons.push(`peak ~${fmtGiB(top.bytes)} in ${top.phase}; host memory for streamed weights ~${fmtGiB(hostTop.bytes)} at most (${hostTop.phase})`);
   return {
     budgetBytes: input.budgetBytes,
     reserveBytes,
@@ -377,6 +400,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
     siglip: c.siglip,
     vae: { deviceBytes: m.vae.weightBytes, tiling: c.tile.tiling, tileLabel: c.tile.label },
     phases,
+    hostPhases,
     order: loadOrder(c),
     reasons,
   };

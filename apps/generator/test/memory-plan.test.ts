@@ -134,6 +134,15 @@ describe('memory planner on the real FramePack sizes (bf16, 640x640, window 9)',
     expect(freeText).toBeLessThan(order.findIndex((s) => /sample with the DiT/.test(s)));
   });
 
+  it('reports the host memory of streamed weights: the DiT blocks always, LLaMA while it encodes', () => {
+    const p = plans[8];
+    const llamaHost = models.llama.weights.unitBytes.reduce((a, b) => a + b, 0) + models.llama.weights.hostableBytes;
+    expect(p.hostPhases.find((x) => x.phase === 'sample')!.bytes).toBe(p.dit.streamedBytesPerForward);
+    expect(p.hostPhases.find((x) => x.phase === 'text-encode')!.bytes).toBe(p.dit.streamedBytesPerForward + llamaHost);
+    expect(plans[80].hostPhases.every((x) => x.bytes === 0)).toBe(true);
+    expect(p.reasons.join('\n')).toMatch(/host memory for streamed weights ~3\d\.\d\d GiB at most \(text-encode\)/);
+  });
+
   it('the DiT device part is its fixed weights + resident blocks + the slots', () => {
     const p = plans[8];
     const u = models.dit.weights.unitBytes;
