@@ -73,6 +73,19 @@ describe('LLaMA layer streaming', () => {
     str.value.enc.dispose();
   });
 
+  it('bf16 storage (the real encoders): streamed == resident, the embedding table read on the host in bf16', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(llamaConfig(L)));
+    writeSafetensors(join(dir, 'model.safetensors'), llamaW);
+    const res = LlamaTextEncoder.load(dir, { dtype: 'bf16', hiddenStateIndex: -3 });
+    const str = LlamaTextEncoder.load(dir, { dtype: 'bf16', hiddenStateIndex: -3, streamLayers: { slots: 2 } });
+    const a = res.forward(prompt, mask, { hiddenStateIndex: -3 }), b = str.forward(prompt, mask, { hiddenStateIndex: -3 });
+    expect(b.dtype).toBe('bf16');
+    expect(maxAbs(T.cast(b, 'f32'), T.cast(a, 'f32'))).toBe(0);
+    res.dispose();
+    str.dispose();
+  });
+
   it('copies the streamed layers (the given layer tensors stay the caller\'s) and defaults to 2 slots', () => {
     const given = copy(llamaW);
     const s = LlamaTextEncoder.fromWeights(llamaConfig(L), given, { streamLayers: {} });
