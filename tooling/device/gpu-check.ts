@@ -82,13 +82,20 @@ for (const [L, D, masked] of [[2048, 128, true], [1500, 72, false], [1024, 64, t
     process.env.FRAMEPACK_ATTN_V1 = '1';
     const v1 = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
     delete process.env.FRAMEPACK_ATTN_V1;
+    process.env.FRAMEPACK_ATTN_V2 = '1';
+    const v2 = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+    const v2c = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
+    delete process.env.FRAMEPACK_ATTN_V2;
+    const v4 = fl;
+    const v4c = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
     process.env.FRAMEPACK_ATTN_GENERIC = '1';
     const ge = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+    const gec = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
     delete process.env.FRAMEPACK_ATTN_GENERIC;
-    const err = relL2(fl, ge), errV1 = relL2(v1, ge);
-    const pass = err < 1e-2 && errV1 < 1e-2;
+    const err = relL2(v2, ge), errC = relL2(v2c, gec), errV1 = relL2(v1, ge), errV4 = relL2(v4, ge), errV4c = relL2(v4c, gec);
+    const pass = err < 1e-2 && errC < 1e-2 && errV1 < 1e-2 && errV4 < 1e-2 && errV4c < 1e-2;
     if (!pass) failed++;
-    emit({ kind: 'attention-flash-vs-generic', L, D, masked, relL2Pipelined: err, relL2V1: errV1, pass });
+    emit({ kind: 'attention-flash-vs-generic', L, D, masked, relL2V4: errV4, relL2V4causal: errV4c, relL2V2: err, relL2V2causal: errC, relL2V1: errV1, pass });
   });
 }
 
@@ -132,6 +139,10 @@ for (const S of [5585, 19385]) {
     const msv1 = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 3 : 10);
     delete process.env.FRAMEPACK_ATTN_V1;
     emit({ kind: 'attention-v1', S, ms: msv1, tflops: flop / (msv1 * 1e-3) / 1e12 });
+    process.env.FRAMEPACK_ATTN_V2 = '1';
+    const msv2 = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 3 : 10);
+    emit({ kind: 'attention-v2', S, ms: msv2, tflops: flop / (msv2 * 1e-3) / 1e12 });
+    delete process.env.FRAMEPACK_ATTN_V2;
     process.env.FRAMEPACK_ATTN_WGMMA = '1';
     const msw = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 3 : 10);
     delete process.env.FRAMEPACK_ATTN_WGMMA;

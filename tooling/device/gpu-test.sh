@@ -57,7 +57,7 @@ if [ -z "${SKIP_TORCH:-}" ] && python3 -c 'import torch; assert torch.cuda.is_av
 fi
 
 step "summary"
-grep -h '"kind":"\(attention\|attention-masked\|attention-v1\|attention-wgmma\|attention-wgmma-vs-generic\|attention-flash-vs-generic\|gemm\|op-checks\|conv3d\|elementwise\)"' "$OUT/bench.jsonl" 2>/dev/null | cut -c1-220
+grep -h '"kind":"\(attention\|attention-masked\|attention-v1\|attention-v2\|attention-wgmma\|attention-wgmma-vs-generic\|attention-flash-vs-generic\|gemm\|op-checks\|conv3d\|elementwise\)"' "$OUT/bench.jsonl" 2>/dev/null | cut -c1-220
 grep -h 'passed, ' "$OUT"/cuda-test.log "$OUT"/golden-*.log 2>/dev/null
 echo "gpu-test status: $status"
 exit $status

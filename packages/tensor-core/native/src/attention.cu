@@ -448,6 +448,198 @@ __global__ void __launch_bounds__(F2_THREADS, 1) kFlash2(AttnArgs a) {
   }
 #endif
 }
+// ---------------------------------------------------------------- flash path v4: 32 query rows per warp
+// Same pipeline as v2, but each warp owns two 16-row tiles, so every K / V^T fragment read from shared memory
+// feeds two MMAs (v2 is bound by shared-memory bandwidth: one ldmatrix per two MMAs). 4 warps x 32 rows = 128
+// rows per CTA, 32-key tiles (registers: Q fragments 64, O accumulators 128), 2 CTAs per SM. Masks are checked
+// per element (simple code keeps this loop fast; masked calls go to v2, which reads key masks per column).
+constexpr int F4_BM = 128, F4_BN = 32, F4_THREADS = 128;
+template <int DP, int ROWS>
+__device__ __forceinline__ void asyncTile4(uint16_t* dst, const uint16_t* src, int r0, int rows, int D) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  constexpr int PER_ROW = DP / 8;
+  for (int t = threadIdx.x; t < ROWS * PER_ROW; t += F4_THREADS) {
+    const int r = t / PER_ROW, c = (t % PER_ROW) * 8, gr = r0 + r;
+    const bool in = gr < rows && c < D;
+    cpAsync16(dst + r * (DP + 8) + c, in ? src + (int64_t)gr * D + c : src, in);
+  }
+#endif
+}
+template <int DP, bool BF16>
+__global__ void __launch_bounds__(F4_THREADS, 2) kFlash4(AttnArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  extern __shared__ __align__(16) uint16_t sm[];
+  constexpr int LD = DP + 8, TILE = F4_BN * LD;
+  uint16_t* Kb = sm;             // [2][32][LD]
+  uint16_t* Vb = sm + 2 * TILE;  // [2][32][LD]; Q (128 rows) is staged over all four
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
+  const int bh = blockIdx.y, b = bh / a.H, h = bh % a.H, q0 = blockIdx.x * F4_BM;
+  const uint16_t* Q = (const uint16_t*)a.q + (int64_t)bh * a.Lq * a.D;
+  const uint16_t* K = (const uint16_t*)a.k + (int64_t)bh * a.Lk * a.D;
+  const uint16_t* V = (const uint16_t*)a.v + (int64_t)bh * a.Lk * a.D;
+
+  asyncTile4<DP, F4_BM>(Kb, Q, q0, a.Lq, a.D);
+  cpCommit();
+  cpWait<0>();
+  __syncthreads();
+  uint32_t qa[2][DP / 16][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int kc = 0; kc < DP / 16; kc++) ldmatrix4(qa[mt][kc], Kb + (warp * 32 + mt * 16 + (lane & 15)) * LD + kc * 16 + (lane >> 4) * 8);
+  __syncthreads();
+
+  float o[2][DP / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int i = 0; i < DP / 8; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+  float mrow[2][2] = {{-INFINITY, -INFINITY}, {-INFINITY, -INFINITY}}, lrow[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+  const float sl2 = a.scale * 1.4426950408889634f;
+  const int row0 = q0 + warp * 32 + g;  // rows: row0 + mt*16 (+8)
+  int kvEnd = a.Lk;
+  if (a.causal) kvEnd = min(a.Lk, q0 + F4_BM - 1 + (a.Lk - a.Lq) + 1);
+  const int nt = kvEnd > 0 ? (kvEnd + F4_BN - 1) / F4_BN : 0;
+
+  if (nt > 0) {
+    asyncTile4<DP, F4_BN>(Kb, K, 0, a.Lk, a.D);
+    asyncTile4<DP, F4_BN>(Vb, V, 0, a.Lk, a.D);
+  }
+  cpCommit();
+  for (int t = 0; t < nt; t++) {
+    const int kv0 = t * F4_BN, buf = t & 1;
+    if (t + 1 < nt) {
+      asyncTile4<DP, F4_BN>(Kb + (buf ^ 1) * TILE, K, kv0 + F4_BN, a.Lk, a.D);
+      asyncTile4<DP, F4_BN>(Vb + (buf ^ 1) * TILE, V, kv0 + F4_BN, a.Lk, a.D);
+    }
+    cpCommit();
+    cpWait<1>();
+    __syncthreads();
+    const uint16_t* Ks = Kb + buf * TILE;
+    const uint16_t* Vs = Vb + buf * TILE;
+    float s[2][F4_BN / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+      for (int nb = 0; nb < F4_BN / 8; nb++) s[mt][nb][0] = s[mt][nb][1] = s[mt][nb][2] = s[mt][nb][3] = 0.f;
+#pragma unroll
+    for (int nb = 0; nb < F4_BN / 8; nb++)
+#pragma unroll
+      for (int kc = 0; kc < DP / 16; kc += 2) {
+        uint32_t kb[4];
+        ldmatrix4(kb, Ks + (nb * 8 + (lane & 7)) * LD + kc * 16 + (lane >> 3) * 8);
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++) {
+          mma16816<BF16>(s[mt][nb], qa[mt][kc], kb[0], kb[1]);
+          mma16816<BF16>(s[mt][nb], qa[mt][kc + 1], kb[2], kb[3]);
+        }
+      }
+    const bool needMask = a.mask || a.causal || kv0 + F4_BN > a.Lk;
+    uint32_t pa[2][F4_BN / 16][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+      const int rA = row0 + mt * 16, rB = rA + 8;
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int nb = 0; nb < F4_BN / 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          float v = s[mt][nb][e] * sl2;
+          if (needMask) {
+            const int j = kv0 + nb * 8 + c2 + (e & 1), i = e < 2 ? rA : rB;
+            if (j >= a.Lk || i >= a.Lq || !allowed(a, b, h, i, j)) v = -INFINITY;
+          }
+          s[mt][nb][e] = v;
+          mx[e >> 1] = fmaxf(mx[e >> 1], v);
+        }
+      float alpha[2];
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float mn = fmaxf(mrow[mt][r], mx[r]);
+        const float base = mn == -INFINITY ? 0.f : mn;
+        alpha[r] = fastExp2(mrow[mt][r] - base);
+        mrow[mt][r] = mn;
+        mx[r] = base;
+      }
+      float rs[2] = {0.f, 0.f};
+#pragma unroll
+      for (int nb = 0; nb < F4_BN / 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const float p = fastExp2(s[mt][nb][e] - mx[e >> 1]);
+          s[mt][nb][e] = p;
+          rs[e >> 1] += p;
+        }
+      lrow[mt][0] = lrow[mt][0] * alpha[0] + rs[0];
+      lrow[mt][1] = lrow[mt][1] * alpha[1] + rs[1];
+#pragma unroll
+      for (int i = 0; i < DP / 8; i++) {
+        o[mt][i][0] *= alpha[0];
+        o[mt][i][1] *= alpha[0];
+        o[mt][i][2] *= alpha[1];
+        o[mt][i][3] *= alpha[1];
+      }
+#pragma unroll
+      for (int kc = 0; kc < F4_BN / 16; kc++) {
+        pa[mt][kc][0] = pack2<BF16>(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+        pa[mt][kc][1] = pack2<BF16>(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+        pa[mt][kc][2] = pack2<BF16>(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+        pa[mt][kc][3] = pack2<BF16>(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+      }
+    }
+#pragma unroll
+    for (int kc = 0; kc < F4_BN / 16; kc++)
+#pragma unroll
+      for (int db = 0; db < DP / 8; db += 2) {
+        uint32_t vb[4];
+        ldmatrixT4(vb, Vs + (kc * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + (db + (lane >> 4)) * 8);
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++) {
+          mma16816<BF16>(o[mt][db], pa[mt][kc], vb[0], vb[1]);
+          mma16816<BF16>(o[mt][db + 1], pa[mt][kc], vb[2], vb[3]);
+        }
+      }
+    __syncthreads();
+  }
+  uint16_t* O = (uint16_t*)a.o + (int64_t)bh * a.Lq * a.D;
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++) {
+    float l0 = lrow[mt][0], l1 = lrow[mt][1];
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    const int rA = row0 + mt * 16, rB = rA + 8;
+#pragma unroll
+    for (int db = 0; db < DP / 8; db++) {
+      const int col = db * 8 + c2;
+      if (col >= a.D) continue;
+      if (rA < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rA * a.D + col) = pack2<BF16>(o[mt][db][0] * inv0, o[mt][db][1] * inv0);
+      if (rB < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rB * a.D + col) = pack2<BF16>(o[mt][db][2] * inv1, o[mt][db][3] * inv1);
+    }
+  }
+#endif
+}
+template <int DP>
+static bool flash4(const AttnArgs& a) {
+  auto kern = a.dt == DT_BF16 ? kFlash4<DP, true> : kFlash4<DP, false>;
+  static int ok[2] = {-1, -1};
+  int& k = ok[a.dt == DT_BF16];
+  const int smem = 4 * F4_BN * (DP + 8) * 2;
+  if (k < 0) {
+    cudaFuncAttributes attr;
+    k = cudaFuncGetAttributes(&attr, kern) == cudaSuccess && attr.ptxVersion >= 80 && attr.binaryVersion >= 80 &&
+        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
+    cudaGetLastError();
+  }
+  if (k != 1) return false;
+  dim3 grid((a.Lq + F4_BM - 1) / F4_BM, a.B * a.H);
+  kern<<<grid, F4_THREADS, smem, g_stream>>>(a);
+  return true;
+}
 
 static int g_smMajor = -1;
 static int smMajor() {
@@ -506,6 +698,15 @@ void launchAttention(const AttnArgs& a) {
   if (half && a.D == a.Dv && a.D <= 128 && a.Lk > 0 && smMajor() >= 8 && getenv("FRAMEPACK_ATTN_GENERIC") == nullptr) {
     const bool aligned = a.D % 8 == 0 && ((uintptr_t)a.q & 15) == 0 && ((uintptr_t)a.k & 15) == 0 && ((uintptr_t)a.v & 15) == 0 && ((uintptr_t)a.o & 15) == 0;
     if (aligned && smMajor() == 9 && getenv("FRAMEPACK_ATTN_V1") == nullptr && launchAttentionSm90(a)) return;
+    // unmasked (the DiT at batch 1, causal LLaMA): v4 with 32 rows per warp; masked: v2 (per-column key masks).
+    // FRAMEPACK_ATTN_V2=1 / FRAMEPACK_ATTN_V1=1 force the older kernels (benchmarks, checks).
+    if (aligned && a.D >= 48 && !a.mask && getenv("FRAMEPACK_ATTN_V2") == nullptr && getenv("FRAMEPACK_ATTN_V1") == nullptr) {
+      bool ran4 = a.D <= 64 ? flash4<64>(a) : a.D <= 96 ? flash4<96>(a) : flash4<128>(a);
+      if (ran4) {
+        checkLaunch("attention (flash v4)");
+        return;
+      }
+    }
     if (aligned && a.D >= 48 && getenv("FRAMEPACK_ATTN_V1") == nullptr) {
       bool ran2 = a.D <= 64 ? flash2<64>(a) : a.D <= 96 ? flash2<96>(a) : flash2<128>(a);
       if (ran2) {
