@@ -148,6 +148,8 @@ export interface LlamaForwardOptions {
  */
 export class LlamaTextEncoder {
   readonly act: Activation;
+  /** Closes the checkpoint a 'source'-mode streamer reads from (set by `load`). */
+  #closeSource: (() => void) | null = null;
   private constructor(
     readonly config: LlamaConfig,
     private readonly w: Map<string, T.Tensor>,
@@ -170,13 +172,21 @@ export class LlamaTextEncoder {
   static load(dir: string, opts: LlamaLoadOptions = {}): LlamaTextEncoder {
     const config = parseLlamaConfig(readConfigJson(dir), `${dir}/config.json`);
     const src = openWeights(dir);
+    let keepOpen = false;
     try {
-      return LlamaTextEncoder.fromSource(config, src, dir, opts);
+      const enc = LlamaTextEncoder.fromSource(config, src, dir, opts);
+      // 'source' streaming reads the layers from the checkpoint on every pass: it stays open until dispose
+      if (opts.streamLayers?.hostCopy === 'source') enc.#closeSource = () => src.close();
+      keepOpen = opts.streamLayers?.hostCopy === 'source';
+      return enc;
     } finally {
-      src.close();
+      if (!keepOpen) src.close();
     }
   }
-  /** Build from a parsed config and an opened checkpoint (file, sharded index or any TensorSource). */
+  /**
+   * Build from a parsed config and an opened checkpoint (file, sharded index or any TensorSource). With
+   * `streamLayers.hostCopy: 'source'` the source must stay open while the encoder is used.
+   */
   static fromSource(config: LlamaConfig, src: TensorSource, sourceName: string, opts: LlamaLoadOptions = {}): LlamaTextEncoder {
     const spec = llamaWeightSpec(config);
     const prefix = validateWeights(src, spec, sourceName);
@@ -303,6 +313,8 @@ export class LlamaTextEncoder {
     for (const t of this.w.values()) t.dispose();
     this.w.clear();
     this.streamer?.dispose();
+    this.#closeSource?.();
+    this.#closeSource = null;
   }
 }
 

@@ -153,6 +153,8 @@ export function siglipPixelValues(image: RgbImage, pre: SiglipPreprocess, device
 /** SigLIP vision tower (transformers SiglipVisionModel): patch conv + learned positions, pre-LN encoder, post-LN. */
 export class SiglipVisionEncoder {
   readonly act: Activation;
+  /** Closes the checkpoint a 'source'-mode streamer reads from (set by `load`). */
+  #closeSource: (() => void) | null = null;
   private constructor(
     readonly config: SiglipVisionConfig,
     private readonly w: Map<string, T.Tensor>,
@@ -172,11 +174,16 @@ export class SiglipVisionEncoder {
   static load(dir: string, opts: SiglipLoadOptions & { preprocessDir?: string } = {}): SiglipVisionEncoder {
     const config = parseSiglipVisionConfig(readConfigJson(dir), `${dir}/config.json`);
     const src = openWeights(dir);
+    let keepOpen = false;
     try {
       const enc = SiglipVisionEncoder.fromSource(config, src, dir, opts);
-      return new SiglipVisionEncoder(config, enc.w, readSiglipPreprocess(opts.preprocessDir ?? dir, config.imageSize), enc.streamer);
+      const out = new SiglipVisionEncoder(config, enc.w, readSiglipPreprocess(opts.preprocessDir ?? dir, config.imageSize), enc.streamer);
+      // 'source' streaming reads the layers from the checkpoint on every pass: it stays open until dispose
+      keepOpen = opts.streamLayers?.hostCopy === 'source';
+      if (keepOpen) out.#closeSource = () => src.close();
+      return out;
     } finally {
-      src.close();
+      if (!keepOpen) src.close();
     }
   }
   static fromSource(config: SiglipVisionConfig, src: TensorSource, sourceName: string, opts: SiglipLoadOptions = {}): SiglipVisionEncoder {
@@ -288,6 +295,8 @@ export class SiglipVisionEncoder {
     for (const t of this.w.values()) t.dispose();
     this.w.clear();
     this.streamer?.dispose();
+    this.#closeSource?.();
+    this.#closeSource = null;
   }
 }
 

@@ -10,6 +10,13 @@ import { EncoderInputError } from './errors.js';
 export interface StreamLayersOptions {
   /** Layers on the device at once (default 2: one computing, one arriving). */
   slots?: number;
+  /**
+   * 'packed' (default): every layer is read once into a host buffer (pinned on CUDA) and copied from there.
+   * 'source': each pass reads the layers again from the checkpoint (positioned reads, the page cache) into the
+   * slots' staging buffers, so host memory holds only the slots (for a per-job encoder on a machine short of RAM;
+   * `load` then keeps the checkpoint open until `dispose`).
+   */
+  hostCopy?: 'packed' | 'source';
 }
 
 /**
@@ -32,5 +39,5 @@ export function layerGroups(keys: readonly string[], shapes: ReadonlyMap<string,
 export function createLayerStream(groups: T.StreamGroup[], read: (key: string) => T.Tensor, opts: { dtype: T.DType; device: T.DeviceType } & StreamLayersOptions): T.WeightStreamer {
   const slots = opts.slots ?? 2;
   if (!Number.isInteger(slots) || slots < 1) throw new EncoderInputError(`streamLayers.slots must be an integer >= 1 (2 or more to overlap copies with compute), got ${opts.slots}`);
-  return T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots });
+  return T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots, hostCopy: opts.hostCopy });
 }

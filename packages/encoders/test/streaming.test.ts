@@ -73,6 +73,30 @@ describe('LLaMA layer streaming', () => {
     str.value.enc.dispose();
   });
 
+  it("hostCopy 'source': layers read from the checkpoint on every pass, host memory = the 2 staging slots", () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(llamaConfig(L)));
+    writeSafetensors(join(dir, 'model.safetensors'), llamaW);
+    const res = LlamaTextEncoder.load(dir, { hiddenStateIndex: -3 });
+    const src = LlamaTextEncoder.load(dir, { hiddenStateIndex: -3, streamLayers: { slots: 2, hostCopy: 'source' } });
+    const layerBytes = (2 * L.heads * L.hd * L.D + 2 * L.kv * L.hd * L.D + 3 * L.D * L.ff + 2 * L.D) * 4;
+    expect(src.streamer!.hostBytes).toBe(2 * layerBytes);
+    for (let r = 0; r < 2; r++) expect(maxAbs(src.forward(prompt, mask, { hiddenStateIndex: -3 }), res.forward(prompt, mask, { hiddenStateIndex: -3 }))).toBe(0);
+    // 4 layers through 2 slots: every pass copies (and reads) every layer again
+    expect(src.streamer!.loads).toBeGreaterThanOrEqual(8);
+    src.dispose();
+    res.dispose();
+    const sigCfg = { hidden_size: 16, intermediate_size: 24, num_hidden_layers: 3, num_attention_heads: 2, image_size: 8, patch_size: 4 };
+    const sigW = randomWeights({
+      'embeddings.patch_embedding.weight': [16, 3, 4, 4], 'embeddings.patch_embedding.bias': [16], 'embeddings.position_embedding.weight': [4, 16],
+      'post_layernorm.weight': [16], 'post_layernorm.bias': [16], ...preLnShapes('encoder.layers.0.', 16, 24), ...preLnShapes('encoder.layers.1.', 16, 24), ...preLnShapes('encoder.layers.2.', 16, 24),
+    }, 5);
+    const px = randTensor([1, 3, 8, 8], 2, 1);
+    const sig = SiglipVisionEncoder.fromWeights(sigCfg, copy(sigW), { streamLayers: { slots: 1, hostCopy: 'source' } });
+    for (let r = 0; r < 2; r++) expect(maxAbs(sig.forward(px), SiglipVisionEncoder.fromWeights(sigCfg, sigW).forward(px))).toBe(0);
+    sig.dispose();
+  });
+
   it('bf16 storage (the real encoders): streamed == resident, the embedding table read on the host in bf16', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'config.json'), JSON.stringify(llamaConfig(L)));

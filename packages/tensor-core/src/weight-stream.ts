@@ -36,6 +36,14 @@ export interface WeightStreamOptions {
   device: DeviceType;
   /** Groups on the device at once (default 2: one computing, one arriving). */
   slots?: number;
+  /**
+   * Where a group's bytes come from each time it is copied in:
+   * - 'packed' (default): read once at creation into one host buffer per group (pinned on CUDA), copied from there;
+   * - 'source': read with `read` again on every copy into a per-slot staging buffer (pinned on CUDA), so host memory
+   *   holds only the slots' staging buffers (for a model that runs once per job, e.g. the 8B text encoder, whose
+   *   host copy would otherwise cost 13 GiB). `read` must stay usable for the streamer's lifetime.
+   */
+  hostCopy?: 'packed' | 'source';
 }
 
 interface PackedParam {
@@ -48,11 +56,13 @@ interface HostGroup {
   name: string;
   params: PackedParam[];
   numel: number;
-  /** The group's parameters packed in `params` order, in the model dtype's host format. */
-  host: HostArray;
+  /** The group's parameters packed in `params` order, in the model dtype's host format (null: read on each copy). */
+  host: HostArray | null;
 }
 interface Slot {
   tensor: Tensor;
+  /** 'source' mode: the host buffer the slot's next copy is read into. */
+  staging: HostArray | null;
   /** Group currently held (or being copied in). */
   tag: string | null;
   /** Acquired and its compute not yet released: never refilled. */
@@ -65,8 +75,10 @@ interface Slot {
 /** How bytes move from host buffers into slots. */
 interface Transfer {
   allocHost(dtype: DType, numel: number): HostArray;
-  /** Queue the copy of `group` into `slot` (after the compute that last read the slot). */
-  load(slot: Slot, group: HostGroup): void;
+  /** Queue the copy of `numel` values of `host` into `slot` (after the compute that last read the slot). */
+  load(slot: Slot, host: HostArray, numel: number): void;
+  /** Return once the slot's previous copy has left its host buffer (before refilling a staging buffer). */
+  copied(slot: Slot): void;
   /** Return once the slot's copy has landed. */
   wait(slot: Slot): void;
   /** The compute reading `slot` has been queued. */
@@ -80,13 +92,14 @@ class SyncTransfer implements Transfer {
   allocHost(dtype: DType, numel: number): HostArray {
     return allocHost(dtype, numel);
   }
-  load(slot: Slot, group: HostGroup): void {
-    const src = fromHost(group.host, [group.numel], slot.tensor.dtype, this.device);
-    const region = slice(slot.tensor, 0, 0, group.numel);
+  load(slot: Slot, host: HostArray, numel: number): void {
+    const src = fromHost(host.length === numel ? host : (host.subarray(0, numel) as HostArray), [numel], slot.tensor.dtype, this.device);
+    const region = slice(slot.tensor, 0, 0, numel);
     writeRegion(region, src, [0]);
     region.dispose();
     src.dispose();
   }
+  copied(): void {}
   wait(): void {}
   released(): void {}
   dispose(): void {}
@@ -112,14 +125,18 @@ class CudaTransfer implements Transfer {
   #events(slot: Slot): SlotEvents {
     return (slot.sync ??= { ready: CudaEvent.create(), done: CudaEvent.create() }) as SlotEvents;
   }
-  load(slot: Slot, group: HostGroup): void {
+  load(slot: Slot, host: HostArray, numel: number): void {
     const ev = this.#events(slot);
     // the copy may only overwrite the slot once the compute that read its previous group has run
     this.#stream.wait(ev.done);
-    const region = slice(slot.tensor, 0, 0, group.numel);
-    copyToDeviceAsync(region, group.host, this.#stream);
+    const region = slice(slot.tensor, 0, 0, numel);
+    copyToDeviceAsync(region, host.length === numel ? host : (host.subarray(0, numel) as HostArray), this.#stream);
     region.dispose();
     ev.ready.record(this.#stream);
+  }
+  copied(slot: Slot): void {
+    // the staging buffer is read by the async copy until its event fires
+    if (slot.sync) this.#events(slot).ready.synchronize();
   }
   wait(slot: Slot): void {
     // host-side wait: kernel launches run ahead of the GPU, so this rarely idles it
@@ -139,6 +156,23 @@ class CudaTransfer implements Transfer {
   }
 }
 
+/** Read a group's parameters one tensor at a time into `host` at their offsets (moved to the host, cast, disposed). */
+function readInto(group: HostGroup, host: HostArray, read: (key: string) => Tensor, dtype: DType): void {
+  for (const p of group.params) {
+    const t = read(p.key);
+    if (t.numel !== p.numel) {
+      t.dispose();
+      throw new WeightStreamError(`weight streaming: ${p.key} has ${t.numel} values, expected shape [${p.shape}]`);
+    }
+    const onHost = toDevice(t, 'cpu');
+    const typed = cast(onHost, dtype);
+    (host as Float32Array).set(typed.toHost() as Float32Array, p.offset);
+    typed.dispose();
+    onHost.dispose();
+    t.dispose();
+  }
+}
+
 /** Bytes of one group's parameters in `dtype`. */
 export function streamGroupBytes(group: StreamGroup, dtype: DType): number {
   return group.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0) * BYTES_PER_ELEMENT[dtype];
@@ -152,17 +186,26 @@ export class WeightStreamer {
   readonly #groups = new Map<string, HostGroup>();
   readonly #slots: Slot[] = [];
   readonly #transfer: Transfer;
+  /** 'source' mode: where each copy reads its group from. */
+  readonly #read: ((key: string) => Tensor) | null;
+  readonly #dtype: DType;
   /** Group names in execution order. */
   readonly order: readonly string[];
   #loads = 0;
 
-  private constructor(groups: HostGroup[], transfer: Transfer, slots: number, dtype: DType, device: DeviceType) {
+  private constructor(groups: HostGroup[], transfer: Transfer, slots: number, dtype: DType, device: DeviceType, read: ((key: string) => Tensor) | null) {
     this.order = groups.map((g) => g.name);
     this.#transfer = transfer;
+    this.#read = read;
+    this.#dtype = dtype;
     for (const g of groups) this.#groups.set(g.name, g);
     const maxNumel = Math.max(1, ...groups.map((g) => g.numel));
     for (let i = 0; i < Math.min(slots, Math.max(groups.length, 1)); i++)
-      this.#slots.push({ tensor: keep(zeros([maxNumel], { dtype, device })), tag: null, busy: false, views: new Map(), sync: null });
+      this.#slots.push({
+        tensor: keep(zeros([maxNumel], { dtype, device })),
+        staging: read ? transfer.allocHost(dtype, maxNumel) : null,
+        tag: null, busy: false, views: new Map(), sync: null,
+      });
   }
 
   /**
@@ -175,6 +218,8 @@ export class WeightStreamer {
     const slots = opts.slots ?? 2;
     if (!Number.isInteger(slots) || slots < 1) throw new WeightStreamError(`weight streaming needs slots >= 1 (2 or more to overlap copies), got ${opts.slots}`);
     if (new Set(groups.map((g) => g.name)).size !== groups.length) throw new WeightStreamError('weight streaming: group names must be unique');
+    const mode = opts.hostCopy ?? 'packed';
+    if (mode !== 'packed' && mode !== 'source') throw new WeightStreamError(`weight streaming: hostCopy must be 'packed' or 'source', got ${String(opts.hostCopy)}`);
     const transfer: Transfer = opts.device === 'cuda' ? new CudaTransfer() : new SyncTransfer(opts.device);
     const packed: HostGroup[] = [];
     try {
@@ -186,27 +231,18 @@ export class WeightStreamer {
           offset += numel;
           return packedParam;
         });
-        const host = transfer.allocHost(opts.dtype, offset);
-        for (const p of params) {
-          const t = read(p.key);
-          if (t.numel !== p.numel) {
-            t.dispose();
-            throw new WeightStreamError(`weight streaming: ${p.key} has ${t.numel} values, expected shape [${p.shape}]`);
-          }
-          const onHost = toDevice(t, 'cpu');
-          const typed = cast(onHost, opts.dtype);
-          (host as Float32Array).set(typed.toHost() as Float32Array, p.offset);
-          typed.dispose();
-          onHost.dispose();
-          t.dispose();
+        const group: HostGroup = { name: g.name, params, numel: offset, host: null };
+        if (mode === 'packed') {
+          group.host = transfer.allocHost(opts.dtype, offset);
+          readInto(group, group.host, read, opts.dtype);
         }
-        packed.push({ name: g.name, params, numel: offset, host });
+        packed.push(group);
       }
     } catch (e) {
       transfer.dispose([]);
       throw e;
     }
-    return new WeightStreamer(packed, transfer, slots, opts.dtype, opts.device);
+    return new WeightStreamer(packed, transfer, slots, opts.dtype, opts.device, mode === 'source' ? read : null);
   }
 
   /** Device slots (each as large as the largest group). */
@@ -221,10 +257,11 @@ export class WeightStreamer {
   get deviceBytes(): number {
     return this.#slots.reduce((s, x) => s + x.tensor.numel * BYTES_PER_ELEMENT[x.tensor.dtype], 0);
   }
-  /** Bytes of the host copies of all groups. */
+  /** Bytes of host memory held: the packed copies of all groups, or the slots' staging buffers ('source' mode). */
   get hostBytes(): number {
     let n = 0;
-    for (const g of this.#groups.values()) n += g.host.byteLength;
+    for (const g of this.#groups.values()) n += g.host?.byteLength ?? 0;
+    for (const s of this.#slots) n += s.staging?.byteLength ?? 0;
     return n;
   }
   has(name: string): boolean {
@@ -241,7 +278,13 @@ export class WeightStreamer {
     for (const v of slot.views.values()) v.dispose();
     slot.views.clear();
     slot.tag = group.name;
-    this.#transfer.load(slot, group);
+    if (group.host) this.#transfer.load(slot, group.host, group.numel);
+    else {
+      // read the group again into the slot's staging buffer, once its previous copy has left it
+      this.#transfer.copied(slot);
+      readInto(group, slot.staging!, this.#read!, this.#dtype);
+      this.#transfer.load(slot, slot.staging!, group.numel);
+    }
     this.#loads++;
     for (const p of group.params) {
       const flat = slice(slot.tensor, 0, p.offset, p.offset + p.numel);

@@ -51,6 +51,26 @@ describe('WeightStreamer', () => {
     expect(T.memoryStats('cpu').currentBytes).toBe(before);
   });
 
+  it("hostCopy 'source' reads each group again on every copy into per-slot staging buffers, same values", () => {
+    let reads = 0;
+    const counting = (k: string) => (reads++, read(k));
+    const s = T.WeightStreamer.create(groups, counting, { dtype: 'f32', device: 'cpu', slots: 2, hostCopy: 'source' });
+    expect(reads).toBe(0); // nothing read up front
+    expect(s.hostBytes).toBe(2 * 9 * 4); // two staging buffers the size of the largest group
+    for (let pass = 0; pass < 3; pass++)
+      for (const g of groups) {
+        const views = s.acquire(g.name);
+        for (const p of g.params) expect(views.get(p.key)!.toArray()).toEqual(values.get(p.key));
+        s.release(g.name);
+      }
+    // every copy read its group's parameters again
+    const paramsOf = new Map(groups.map((g) => [g.name, g.params.length]));
+    expect(reads).toBeGreaterThanOrEqual(3 * [...paramsOf.values()].reduce((a, b) => a + b, 0) - 3);
+    expect(s.loads).toBeGreaterThan(3);
+    s.dispose();
+    expect(() => T.WeightStreamer.create(groups, read, { dtype: 'f32', device: 'cpu', hostCopy: 'disk' as 'source' })).toThrow(/hostCopy/);
+  });
+
   it('casts to the storage dtype', () => {
     const s = T.WeightStreamer.create(groups, read, { dtype: 'bf16', device: 'cpu', slots: 1 });
     const a = s.acquire('g1').get('g1.a')!;
