@@ -118,7 +118,7 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
   const vae = HunyuanVideoVae.load(paths.vae, load);
   if (plan?.vae.tiling.spatial) vae.enableTiling(plan.vae.tiling);
   // Encoders: kept ones load now; per-job ones load when a job first needs them and are freed after use.
-  const streamOf = (e: MemoryPlan['llama'] | undefined) => (e?.mode === 'streamed' ? { streamLayers: { slots: e.slots } } : {});
+  const streamOf = (e: MemoryPlan['llama'] | undefined) => (e?.mode === 'streamed' ? { streamLayers: { slots: e.slots, hostCopy: e.hostCopy } } : {});
   const llama = new Lazy(() => LlamaTextEncoder.load(paths.text_encoder, { ...load, hiddenStateIndex: -3, ...streamOf(plan?.llama) }), plan?.llama.lifetime ?? 'kept');
   const clip = new Lazy(() => ClipTextEncoder.load(paths.text_encoder_2, load), plan?.clip.lifetime ?? 'kept');
   const siglip = new Lazy(() => SiglipVisionEncoder.load(paths.image_encoder, { ...load, preprocessDir: paths.feature_extractor, ...streamOf(plan?.siglip) }), plan?.siglip.lifetime ?? 'kept');
@@ -286,7 +286,7 @@ function makePlan(opts: LoadOptions, budgetGiB: number, dtype: T.DType): MemoryP
 /** The plan in a JSON-friendly shape (GiB, decisions, reasons) for logs, the CLI and the sidecar. */
 export function summarizePlan(p: MemoryPlan): Record<string, unknown> {
   const gib = (b: number) => Number((b / 2 ** 30).toFixed(3));
-  const enc = (e: MemoryPlan['llama']) => ({ mode: e.mode, ...(e.mode === 'streamed' ? { slots: e.slots } : {}), lifetime: e.lifetime, deviceGiB: gib(e.deviceBytes) });
+  const enc = (e: MemoryPlan['llama']) => ({ mode: e.mode, ...(e.mode === 'streamed' ? { slots: e.slots, hostCopy: e.hostCopy } : {}), lifetime: e.lifetime, deviceGiB: gib(e.deviceBytes) });
   return {
     budgetGiB: gib(p.budgetBytes),
     allocatorBudgetGiB: gib(p.allocatorBudgetBytes),

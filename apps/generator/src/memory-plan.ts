@@ -61,6 +61,11 @@ export interface PlanInput {
   models: PlanModels;
   job: PlanJob;
   /**
+   * Host memory the streamed weights may hold (default 32 GiB, issue 8's target for the whole pipeline). Over it,
+   * per-job streamed encoders read their layers from the checkpoint on every pass instead of keeping a host copy.
+   */
+  hostBudgetBytes?: number;
+  /**
    * Device memory outside the allocator's reach: the CUDA context, cuBLASLt's workspace, the driver (default
    * 0.75 GiB). The allocator is capped at budget - reserve, so the driver sees the whole process under budget.
    */
@@ -73,6 +78,11 @@ export interface EncoderPlan {
   mode: 'resident' | 'streamed';
   /** Device slots when streamed. */
   slots: number;
+  /**
+   * When streamed: 'packed' keeps every layer in (pinned) host memory while the encoder is loaded; 'source' reads
+   * the layers from the checkpoint on every pass into the slots' staging buffers (host memory: the slots only).
+   */
+  hostCopy: 'packed' | 'source';
   /** kept: loaded once with the generator; per-job: loaded when the job needs it, freed right after. */
   lifetime: Lifetime;
   /** Device bytes while loaded. */
@@ -212,7 +222,7 @@ interface Choice {
 function encoderPlan(e: EncoderShape, mode: 'resident' | 'streamed', lifetime: Lifetime, slots = 2): EncoderPlan {
   const w = e.weights;
   const deviceBytes = mode === 'resident' ? totalBytes(w) : w.fixedBytes - w.hostableBytes + Math.min(slots, w.unitBytes.length) * max(w.unitBytes);
-  return { mode, slots: mode === 'streamed' ? slots : 0, lifetime, deviceBytes };
+  return { mode, slots: mode === 'streamed' ? slots : 0, hostCopy: 'packed', lifetime, deviceBytes };
 }
 
 function ditPlan(m: PlanModels, mode: 'resident' | 'streamed', slots = 2, residentBlocks = 0): DitPlan {
@@ -237,7 +247,8 @@ function phasePeaks(m: PlanModels, job: PlanJob, bpe: number, c: Choice): PhaseP
 
 /** Host copies of streamed weights: the DiT's streamed blocks always, a streamed encoder while it is loaded. */
 function hostPeaks(m: PlanModels, c: Choice): PhasePeak[] {
-  const host = (e: EncoderPlan, s: EncoderShape) => (e.mode === 'streamed' ? sum(s.weights.unitBytes) + s.weights.hostableBytes : 0);
+  const host = (e: EncoderPlan, s: EncoderShape) =>
+    e.mode !== 'streamed' ? 0 : (e.hostCopy === 'packed' ? sum(s.weights.unitBytes) : Math.min(e.slots, s.weights.unitBytes.length) * max(s.weights.unitBytes)) + s.weights.hostableBytes;
   const dit = c.dit.streamedBytesPerForward;
   const kept = (e: EncoderPlan, s: EncoderShape) => (e.lifetime === 'kept' ? host(e, s) : 0);
   const always = dit + kept(c.llama, m.llama) + kept(c.siglip, m.siglip);
@@ -378,7 +389,18 @@ export function planMemory(input: PlanInput): MemoryPlan {
     problem = `even streaming every model through 1 slot with ${chosen.tile.label} needs ~${fmtGiB(peak)} at the peak, ${fmtGiB(peak - usableBytes)} more than the ${fmtGiB(usableBytes)} usable; lower --resolution or --window, or raise --vram-budget`;
     reasons.push(`does not fit: ${problem}`);
   }
-  const c = chosen;
+  let c = chosen;
+  // host memory: per-job streamed encoders read from the checkpoint on each pass when their host copies would not fit
+  const hostBudget = input.hostBudgetBytes ?? 32 * GiB;
+  const hostPeak = (x: Choice) => max(hostPeaks(m, x).map((p) => p.bytes));
+  if (hostPeak(c) > hostBudget) {
+    const fromSource = (e: EncoderPlan): EncoderPlan => (e.mode === 'streamed' && e.lifetime === 'per-job' ? { ...e, hostCopy: 'source' } : e);
+    const before = hostPeak(c);
+    c = { ...c, llama: fromSource(c.llama), siglip: fromSource(c.siglip) };
+    reasons.push(
+      `host memory: the streamed weights' host copies would peak at ~${fmtGiB(before)} (over the ${fmtGiB(hostBudget)} host budget): per-job encoders read their layers from the checkpoint on every pass instead (~${fmtGiB(hostPeak(c))})`,
+    );
+  }
   reasons.push(`VAE: ${c.tile.label} (the largest that fits the decode of ${2 * job.window + 1} latent frames)`);
   for (const [name, e] of [['LLaMA', c.llama], ['CLIP-L', c.clip], ['SigLIP', c.siglip]] as const)
     if (e.mode === 'streamed' && e.lifetime === 'kept') reasons.push(`${name}: streamed and kept`);
@@ -407,7 +429,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
 }
 
 function describe(name: string, e: EncoderPlan): string {
-  return `${name} (${e.mode === 'streamed' ? `streamed, ${e.slots} slots` : 'resident'})`;
+  return `${name} (${e.mode === 'streamed' ? `streamed, ${e.slots} slots${e.hostCopy === 'source' ? ', layers read from the checkpoint each pass' : ''}` : 'resident'})`;
 }
 
 /** Start-up loads, then each job's sequence of loads, runs and frees. */

@@ -19,7 +19,7 @@ function lowVramPlan(): MemoryPlan {
   return {
     ...base,
     dit: { ...base.dit, mode: 'streamed', slots: 2, residentBlocks: 1 },
-    llama: { ...base.llama, mode: 'streamed', slots: 1, lifetime: 'per-job' },
+    llama: { ...base.llama, mode: 'streamed', slots: 1, hostCopy: 'source', lifetime: 'per-job' },
     clip: { ...base.clip, lifetime: 'per-job' },
     siglip: { ...base.siglip, mode: 'streamed', slots: 2, lifetime: 'per-job' },
   };
