@@ -181,6 +181,14 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
     },
     async sample(req: SampleRequest) {
       const { section: s, params: p } = req;
+      if (plan && (req.width * req.height > plan.job.width * plan.job.height || p.window > plan.job.window)) {
+        throw new GeneratorError(
+          `this job (${req.width}x${req.height}, window ${p.window}) is larger than the ${plan.job.width}x${plan.job.height}, window ${plan.job.window} the memory plan was made for; ` +
+            `load the generator with planFor { resolution, window } covering it (CLI: pass --resolution/--window)`,
+          'BAD_PARAMS',
+          { planned: plan.job },
+        );
+      }
       const hooks = makeHooks(p.cache, p, req.width, req.height, opts.mode ?? p.mode);
       try {
         type Cond = TextConds;

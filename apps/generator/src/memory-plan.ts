@@ -105,6 +105,8 @@ export interface PhasePeak {
 }
 
 export interface MemoryPlan {
+  /** The job shape planned for (larger jobs may not fit). */
+  job: PlanJob;
   budgetBytes: number;
   reserveBytes: number;
   /** What the allocator is capped at (budget - reserve). */
@@ -410,6 +412,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
   const top = phases.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   reasons.push(`peak ~${fmtGiB(top.bytes)} in ${top.phase}; host memory for streamed weights ~${fmtGiB(hostTop.bytes)} at most (${hostTop.phase})`);
   return {
+    job: { ...job },
     budgetBytes: input.budgetBytes,
     reserveBytes,
     allocatorBudgetBytes,

@@ -54,6 +54,9 @@ describe('low-VRAM plan wired into the generator (tiny family, CPU)', () => {
     // a second job loads the per-job encoders again
     const again = await runJob(low, params);
     expect(again.pixels.toFloat32Array()).toEqual(a);
+    // a job larger than the plan's shape is refused (before it could run out of memory mid-way), encoders freed
+    await expect(runJob(low, { ...params, window: 4 })).rejects.toThrow(/larger than the 128x128, window 3 the memory plan was made for/);
+    expect(low.loaded()).toEqual({ llama: false, clip: false, siglip: false });
     for (const r of [ref, out, again]) r.pixels.dispose();
     low.dispose();
   }, 240_000);
