@@ -94,6 +94,14 @@ export function cudaChecks(): Check[] {
     cs.push(check(`gelu tanh ${dt}`, [f([1000], dt)], ([x]) => T.gelu(x, 'tanh')));
     for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const)
       cs.push(check(`${op} broadcast ${dt}`, [f([4, 1, 5, 33], dt), f([3, 1, 33], dt, 1, op === 'div' ? 4 : 0)], ([a, b]) => (T as any)[op](a, b)));
+    // vectorized paths: same shape (n % 8 == 0 and a tail), scalar, [P,1,Q] row broadcast, swapped operands
+    cs.push(check(`add same shape vec ${dt}`, [f([64, 3072], dt), f([64, 3072], dt)], ([a, b]) => T.add(a, b)));
+    cs.push(check(`mul same shape tail ${dt}`, [f([3, 1001], dt), f([3, 1001], dt)], ([a, b]) => T.mul(a, b)));
+    cs.push(check(`sub scalar tensor ${dt}`, [f([2, 77, 40], dt), f([1], dt)], ([a, b]) => T.sub(a, b)));
+    cs.push(check(`mul row broadcast ${dt}`, [f([2, 96, 3072], dt), f([2, 1, 3072], dt)], ([a, b]) => T.mul(a, b)));
+    cs.push(check(`add row broadcast swapped ${dt}`, [f([1, 1, 256], dt), f([3, 50, 256], dt)], ([a, b]) => T.add(a, b)));
+    cs.push(check(`div mid broadcast ${dt}`, [f([4, 6, 5, 16], dt), f([4, 1, 1, 16], dt, 1, 4)], ([a, b]) => T.div(a, b)));
+    cs.push(check(`silu/affine vec ${dt}`, [f([128, 3072], dt)], ([x]) => T.affine(T.silu(x), 0.5, -1)));
     cs.push(check(`pow ${dt}`, [f([300], dt, 0.2, 2), f([300], dt, 0.5)], ([a, b]) => T.pow(a, b)));
     cs.push(check(`affine/pow/clamp ${dt}`, [f([999], dt)], ([x]) => T.clamp(T.pow(T.affine(x, 1.5, 0.25), 2), -1, 2)));
     // reductions and norms

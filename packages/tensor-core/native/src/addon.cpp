@@ -195,7 +195,27 @@ FN(Fill)  // (ptr, n, esize, value, dt)
 END
 FN(Cast) launchCast(P(info[0]), N32(info[1]), P(info[2]), N32(info[3]), I(info[4])); END
 FN(Unary) launchUnary(N32(info[0]), P(info[1]), P(info[2]), N32(info[3]), I(info[4])); END
-FN(Binary) launchBinary(N32(info[0]), P(info[1]), P(info[2]), P(info[3]), N32(info[4]), bcast(info[6]), I(info[5])); END
+FN(Binary)  // (op, a, b, y, dt, n, bcast, fast?) with fast = [bm, M, Q] when a has the output's shape (see backend.ts)
+  const int op = N32(info[0]), dt = N32(info[4]);
+  void *a = P(info[1]), *b = P(info[2]), *y = P(info[3]);
+  const int64_t n = I(info[5]);
+  if (info.Length() > 7 && info[7].IsArray()) {
+    int64_t f[3];
+    arr(info[7], f, 3);
+    const int bm = (int)f[0];
+    if (launchVec(2, op, a, b, y, dt, n, bm, f[1], f[2], 0, 0)) {
+      const int64_t done = n / 8 * 8, es = dtSize(dt);
+      if (done < n) {  // bm is 0 or 1 here (a row broadcast has n % 8 == 0)
+        Bcast t{};
+        t.nd = 0;
+        t.mode[0] = 0, t.mode[1] = bm == 1 ? 1 : 0;
+        launchBinary(op, (uint8_t*)a + done * es, bm == 1 ? b : (uint8_t*)b + done * es, (uint8_t*)y + done * es, dt, t, n - done);
+      }
+      return env.Undefined();
+    }
+  }
+  launchBinary(op, a, b, y, dt, bcast(info[6]), n);
+END
 FN(Compare) launchCompare(N32(info[0]), P(info[1]), P(info[2]), P(info[3]), N32(info[4]), bcast(info[6]), I(info[5])); END
 FN(Where) launchWhere(P(info[0]), P(info[1]), P(info[2]), P(info[3]), N32(info[4]), bcast(info[6]), I(info[5])); END
 FN(Affine) launchAffine(N32(info[0]), P(info[1]), P(info[2]), N32(info[3]), I(info[4]), D(info[5]), D(info[6])); END

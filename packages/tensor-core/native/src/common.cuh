@@ -94,6 +94,7 @@ extern cudaStream_t g_stream;
 struct Strided { int nd; int64_t shape[MAXD]; int64_t src[MAXD]; int64_t dst[MAXD]; };
 void launchFill(void* p, int64_t n, int esize, uint64_t bits);
 void launchCast(const void* x, int dtIn, void* y, int dtOut, int64_t n);
+bool launchVec(int kind, int op, const void* a, const void* b, void* y, int dt, int64_t n, int bm, int64_t M, int64_t Q, double p0, double p1);
 void launchUnary(int op, const void* x, void* y, int dt, int64_t n);
 void launchBinary(int op, const void* a, const void* b, void* y, int dt, const Bcast& bc, int64_t n);
 void launchCompare(int op, const void* a, const void* b, void* y, int dt, const Bcast& bc, int64_t n);

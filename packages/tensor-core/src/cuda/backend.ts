@@ -2,7 +2,7 @@
 // addon's caching allocator; every op launches asynchronously on the compute stream, downloads synchronize.
 // Floating-point ops keep bf16/f16/f32 storage and accumulate in f32 (reductions over an axis in f64).
 import type { AttentionParams, Backend, BinaryOp, CompareOp, PadMode, ReduceOp, RopeMode, Storage, UnaryOp, View } from '../backend.js';
-import { allocHost, BYTES_PER_ELEMENT, type DType, f32ToBf16Bits, f32ToF16Bits, type HostArray } from '../dtype.js';
+import { allocHost, BYTES_PER_ELEMENT, type DType, f32ToBf16Bits, f32ToF16Bits, type HostArray, isFloat } from '../dtype.js';
 import { broadcastStrides, stridesOf } from '../shape.js';
 import type { Addon, DeviceInfo, Ptr } from './native.js';
 
@@ -68,6 +68,33 @@ function bcast(outShape: readonly number[], ...shapes: (readonly number[])[]): n
   return [shape.length, ...modes, ...shape, ...[0, 1, 2].flatMap((k) => keep.map((i) => strides[k][i] ?? 0))];
 }
 
+/**
+ * The vectorized binary path's view of b against a full-shaped a: [0] same shape, [1] scalar, or [2, M, Q] when b
+ * is a [P, 1, Q] row broadcast of the [P, M, Q] output; null otherwise.
+ */
+function rowPattern(bShape: readonly number[], outShape: readonly number[]): number[] | null {
+  const n = numel(outShape), nb = numel(bShape);
+  if (nb === n) return [0, 1, 1];
+  if (nb === 1) return [1, 1, 1];
+  const off = outShape.length - bShape.length;
+  let phase = 0; // 0 leading equal dims, 1 broadcast dims, 2 trailing equal dims
+  let M = 1, Q = 1;
+  for (let d = 0; d < outShape.length; d++) {
+    const o = outShape[d], bd = d < off ? 1 : bShape[d - off];
+    if (o === 1) continue;
+    if (bd === o) {
+      if (phase === 1) phase = 2;
+      if (phase === 2) Q *= o;
+    } else {
+      if (phase === 2) return null;
+      phase = 1;
+      M *= o;
+    }
+  }
+  return phase === 0 ? [0, 1, 1] : [2, M, Q];
+}
+const COMMUTATIVE = new Set<BinaryOp>(['add', 'mul', 'max', 'min']);
+
 export class CudaBackend implements Backend {
   readonly device = 'cuda' as const;
   constructor(
@@ -130,7 +157,12 @@ export class CudaBackend implements Backend {
   binary(op: BinaryOp, a: View, b: View, outShape: readonly number[]): Storage {
     const n = numel(outShape);
     const s = this.alloc(n, a.dtype);
-    this.addon.binary(BINARY.indexOf(op), ptr(a), ptr(b), s.handle.ptr, DT[a.dtype], n, bcast(outShape, a.shape, b.shape));
+    // float ops with one full-shaped operand take the vectorized path when the other one is same-shaped,
+    // a scalar or a row broadcast (commutative ops may swap operands for that)
+    let [x, y] = [a, b];
+    if (isFloat(a.dtype) && numel(a.shape) !== n && numel(b.shape) === n && COMMUTATIVE.has(op)) [x, y] = [b, a];
+    const fast = isFloat(a.dtype) && numel(x.shape) === n ? rowPattern(y.shape, outShape) : null;
+    this.addon.binary(BINARY.indexOf(op), ptr(x), ptr(y), s.handle.ptr, DT[a.dtype], n, bcast(outShape, x.shape, y.shape), fast ?? undefined);
     return s;
   }
   compare(op: CompareOp, a: View, b: View, outShape: readonly number[]): Storage {

@@ -64,7 +64,7 @@ export interface Addon {
   fill(p: Ptr, n: number, esize: number, value: number, dt: number, bits16: number): void;
   cast(x: Ptr, dtIn: number, y: Ptr, dtOut: number, n: number): void;
   unary(op: number, x: Ptr, y: Ptr, dt: number, n: number): void;
-  binary(op: number, a: Ptr, b: Ptr, y: Ptr, dt: number, n: number, bc: number[]): void;
+  binary(op: number, a: Ptr, b: Ptr, y: Ptr, dt: number, n: number, bc: number[], fast?: number[]): void;
   compare(op: number, a: Ptr, b: Ptr, y: Ptr, dt: number, n: number, bc: number[]): void;
   where(c: Ptr, a: Ptr, b: Ptr, y: Ptr, esize: number, n: number, bc: number[]): void;
   affine(op: number, x: Ptr, y: Ptr, dt: number, n: number, p0: number, p1: number): void;
