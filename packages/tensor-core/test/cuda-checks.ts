@@ -114,6 +114,7 @@ export function cudaChecks(): Check[] {
     cs.push(check(`softmax ${dt}`, [f([37, 1500], dt, 3)], ([x]) => T.softmax(x, -1)));
     cs.push(check(`layerNorm ${dt}`, [f([65, 3072], dt, 2, 1), f([3072], dt), f([3072], dt)], ([x, w, b]) => T.layerNorm(x, w, b, 1e-6)));
     cs.push(check(`layerNorm no affine ${dt}`, [f([9, 100], dt)], ([x]) => T.layerNorm(x, null, null, 1e-5)));
+    cs.push(check(`rmsNorm no weight ${dt}`, [f([7, 3, 64], dt, 2)], ([x]) => T.rmsNorm(x, null, 1e-6)));
     cs.push(check(`rmsNorm ${dt}`, [f([24, 128], dt, 3), f([128], dt)], ([x, w]) => T.rmsNorm(x, w, 1e-6)));
     cs.push(check(`groupNorm ${dt}`, [f([2, 32, 3, 9, 10], dt, 2, 0.5), f([32], dt), f([32], dt)], ([x, w, b]) => T.groupNorm(x, 8, w, b, 1e-6)));
     // GEMM (cuBLASLt)

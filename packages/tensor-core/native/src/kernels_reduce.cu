@@ -162,8 +162,102 @@ __global__ void kNorm(const void* x, const void* w, const void* b, void* y, int 
     st<float>(y, dt, base + j, v);
   }
 }
+// Vectorized layer/RMS norm: one warp per row, 8 elements (16 bytes) per lane access; the row is read three
+// times (sum, squared deviations, write) and stays in L1 between passes.
+template <int DT> struct V8;
+template <> struct V8<DT_BF16> {
+  static __device__ __forceinline__ void load(const void* p, int64_t i, float* f) {
+    const uint4 v = *reinterpret_cast<const uint4*>((const uint16_t*)p + i);
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) f[2 * k] = __uint_as_float(w[k] << 16), f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+  }
+  static __device__ __forceinline__ void store(void* p, int64_t i, const float* f) {
+    uint32_t w[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) w[k] = (uint32_t)f2bf(f[2 * k]) | ((uint32_t)f2bf(f[2 * k + 1]) << 16);
+    *reinterpret_cast<uint4*>((uint16_t*)p + i) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+};
+template <> struct V8<DT_F16> {
+  static __device__ __forceinline__ void load(const void* p, int64_t i, float* f) {
+    const uint4 v = *reinterpret_cast<const uint4*>((const __half*)p + i);
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      const float2 t = __half22float2(h[k]);
+      f[2 * k] = t.x, f[2 * k + 1] = t.y;
+    }
+  }
+  static __device__ __forceinline__ void store(void* p, int64_t i, const float* f) {
+    uint4 v;
+    __half2* h = reinterpret_cast<__half2*>(&v);
+#pragma unroll
+    for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(f[2 * k], f[2 * k + 1]);
+    *reinterpret_cast<uint4*>((__half*)p + i) = v;
+  }
+};
+template <> struct V8<DT_F32> {
+  static __device__ __forceinline__ void load(const void* p, int64_t i, float* f) {
+    const float4 a = *reinterpret_cast<const float4*>((const float*)p + i), b = *reinterpret_cast<const float4*>((const float*)p + i + 4);
+    f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+  }
+  static __device__ __forceinline__ void store(void* p, int64_t i, const float* f) {
+    *reinterpret_cast<float4*>((float*)p + i) = make_float4(f[0], f[1], f[2], f[3]);
+    *reinterpret_cast<float4*>((float*)p + i + 4) = make_float4(f[4], f[5], f[6], f[7]);
+  }
+};
+template <int DT>
+__global__ void kNormVec(const void* x, const void* w, const void* b, void* y, int64_t rows, int64_t d, float eps, int rms) {
+  const int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const int64_t base = row * d;
+  float v[8];
+  float mean = 0.f;
+  if (!rms) {
+    float s = 0.f;
+    for (int64_t j = lane * 8; j < d; j += 256) {
+      V8<DT>::load(x, base + j, v);
+#pragma unroll
+      for (int k = 0; k < 8; k++) s += v[k];
+    }
+    mean = warpSum(s) / (float)d;
+  }
+  float q = 0.f;
+  for (int64_t j = lane * 8; j < d; j += 256) {
+    V8<DT>::load(x, base + j, v);
+#pragma unroll
+    for (int k = 0; k < 8; k++) q += (v[k] - mean) * (v[k] - mean);
+  }
+  const float inv = rsqrtf(warpSum(q) / (float)d + eps);
+  float wv[8], bv[8];
+  for (int64_t j = lane * 8; j < d; j += 256) {
+    V8<DT>::load(x, base + j, v);
+    if (w) V8<DT>::load(w, j, wv);
+    if (b) V8<DT>::load(b, j, bv);
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+      float o = (v[k] - mean) * inv;
+      if (w) o *= wv[k];
+      if (b) o += bv[k];
+      v[k] = o;
+    }
+    V8<DT>::store(y, base + j, v);
+  }
+}
+
 void launchLayerNorm(const void* x, const void* w, const void* b, void* y, int dt, int64_t rows, int64_t d, float eps, int rms) {
   if (rows * d == 0) return;
+  const uintptr_t al = (uintptr_t)x | (uintptr_t)y | (uintptr_t)w | (uintptr_t)b;
+  if (dtIsFloat(dt) && d % 8 == 0 && d <= 8192 && (al & 15) == 0) {
+    const unsigned blocks = (unsigned)((rows + 7) / 8);  // 8 rows (warps) per block
+    if (dt == DT_BF16) kNormVec<DT_BF16><<<blocks, 256, 0, g_stream>>>(x, w, b, y, rows, d, eps, rms);
+    else if (dt == DT_F16) kNormVec<DT_F16><<<blocks, 256, 0, g_stream>>>(x, w, b, y, rows, d, eps, rms);
+    else kNormVec<DT_F32><<<blocks, 256, 0, g_stream>>>(x, w, b, y, rows, d, eps, rms);
+    checkLaunch(rms ? "rmsNorm" : "layerNorm");
+    return;
+  }
   kNorm<<<(unsigned)rows, d >= 2048 ? 512 : d >= 256 ? 256 : 64, 0, g_stream>>>(x, w, b, y, dt, d, eps, rms);
   checkLaunch(rms ? "rmsNorm" : "layerNorm");
 }
