@@ -277,7 +277,7 @@ function validate(input: PlanInput): void {
 /**
  * Decide, in this order of preference (each step is taken only when the previous plan does not fit):
  * 1. everything resident and kept loaded between jobs (nothing is ever copied twice);
- * 2. the encoders loaded per job and freed after use, LLaMA first (it is 15 GB and runs once per prompt), then
+ * 2. the encoders loaded per job and freed after use, LLaMA first (14 GB in bf16, run once per prompt), then
  *    CLIP, then SigLIP: the DiT, which runs every step, stays resident; a per-job encoder streams its layers
  *    only when it does not fit resident beside the DiT;
  * 3. the DiT streams its blocks (2 slots, 1 if 2 do not fit), all encoders per job and streamed (their weights
