@@ -11,7 +11,7 @@ import { GeneratorError } from './errors.js';
 import { HunyuanVideoGenerator } from './generator.js';
 import { partialPath } from './job-output.js';
 import { DEFAULTS, resolveParams, type GenerateParams } from './params.js';
-import type { LoadOptions } from './components.js';
+import { largestBucket, type LoadOptions } from './components.js';
 
 export interface QueueJobParams extends Partial<GenerateParams> {
   prompt: string;
@@ -19,11 +19,13 @@ export interface QueueJobParams extends Partial<GenerateParams> {
   out?: string;
   tiny?: boolean;
   device?: 'cpu' | 'cuda';
+  /** Device-memory budget in GiB (CUDA): the models are loaded under a memory plan for this job's shape. */
+  vramBudget?: number;
   loras?: { path: string; weight: number }[];
 }
 
 const GENERATE_KEYS = new Set<string>(['prompt', 'image', 'endImage', ...Object.keys(DEFAULTS)]);
-const MODEL_KEYS = new Set(['out', 'tiny', 'device', 'loras']);
+const MODEL_KEYS = new Set(['out', 'tiny', 'device', 'vramBudget', 'loras']);
 
 /** Check a submitted job the way the CLI checks its options; errors name the parameter. */
 export function validateJobParams(raw: unknown): QueueJobParams {
@@ -43,6 +45,10 @@ export function validateJobParams(raw: unknown): QueueJobParams {
   if (p.out !== undefined && (typeof p.out !== 'string' || !p.out.endsWith('.mp4'))) throw new GeneratorError('out must be a path ending in .mp4', 'BAD_PARAMS', { param: 'out' });
   if (p.tiny !== undefined && typeof p.tiny !== 'boolean') throw new GeneratorError('tiny must be true or false', 'BAD_PARAMS', { param: 'tiny' });
   if (p.device !== undefined && p.device !== 'cpu' && p.device !== 'cuda') throw new GeneratorError("device must be 'cpu' or 'cuda'", 'BAD_PARAMS', { param: 'device' });
+  if (p.vramBudget !== undefined) {
+    if (typeof p.vramBudget !== 'number' || !(p.vramBudget > 0)) throw new GeneratorError('vramBudget must be a positive number of GiB', 'BAD_PARAMS', { param: 'vramBudget' });
+    if (p.device !== 'cuda') throw new GeneratorError("vramBudget applies to device 'cuda'", 'BAD_PARAMS', { param: 'vramBudget' });
+  }
   if (p.loras !== undefined) {
     const ok = Array.isArray(p.loras) && p.loras.every((l) => typeof l === 'object' && l && typeof l.path === 'string' && typeof l.weight === 'number' && Number.isFinite(l.weight));
     if (!ok) throw new GeneratorError('loras must be a list of { path: string, weight: number }', 'BAD_PARAMS', { param: 'loras' });
@@ -60,17 +66,25 @@ export function createJobRunner(opts: { outputDir?: string } = {}): JobRunner<Qu
   let loaded: { key: string; gen: HunyuanVideoGenerator } | null = null;
   const outputDir = opts.outputDir ?? defaultOutputDir();
   const runner = async (params: QueueJobParams, ctx: Parameters<JobRunner<QueueJobParams>>[1]) => {
-    const load: LoadOptions = { tiny: !!params.tiny, mode: params.mode ?? 'original', device: params.device ?? 'cpu', loras: params.loras ?? [] };
+    const load: LoadOptions = {
+      tiny: !!params.tiny, mode: params.mode ?? 'original', device: params.device ?? 'cpu', loras: params.loras ?? [],
+      ...(params.vramBudget !== undefined ? { vramBudgetGiB: params.vramBudget } : {}),
+    };
     const key = JSON.stringify(load);
-    if (loaded?.key !== key) {
+    // under a VRAM budget the plan covers a job shape: a larger job reloads the models under a plan for it
+    const planFor = { resolution: params.resolution ?? DEFAULTS.resolution, window: params.window ?? DEFAULTS.window };
+    const planned = loaded?.gen.memoryPlan?.job;
+    const [h, w] = largestBucket(planFor.resolution);
+    const outgrown = planned !== undefined && (h * w > planned.height * planned.width || planFor.window > planned.window);
+    if (loaded?.key !== key || outgrown) {
       loaded?.gen.dispose();
       loaded = null;
       ctx.progress({ fraction: 0, message: 'loading models' });
-      loaded = { key, gen: await HunyuanVideoGenerator.load(load) };
+      loaded = { key, gen: await HunyuanVideoGenerator.load({ ...load, planFor }) };
     }
     const out = params.out ? (isAbsolute(params.out) ? params.out : resolve(outputDir, params.out)) : join(outputDir, `job-${ctx.job.id}.mp4`);
     let recordedPartial = false;
-    const { out: _o, tiny: _t, device: _d, loras: _l, ...gen } = params;
+    const { out: _o, tiny: _t, device: _d, loras: _l, vramBudget: _v, ...gen } = params;
     const result = await loaded.gen.generateToFiles(gen, {
       out,
       signal: ctx.signal,

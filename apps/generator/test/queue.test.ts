@@ -20,6 +20,9 @@ describe('queue jobs', () => {
     expect(() => validateJobParams({ prompt: 'x', nope: 1 })).toThrow(/unknown parameter 'nope'/);
     expect(() => validateJobParams({ prompt: 'x', image: join(work, 'missing.png') })).toThrow(/no such file/);
     expect(() => validateJobParams({ prompt: 'x', loras: [{ path: 'a' }] })).toThrow(/loras/);
+    expect(() => validateJobParams({ prompt: 'x', device: 'cuda', vramBudget: 0 })).toThrow(/vramBudget must be a positive number/);
+    expect(() => validateJobParams({ prompt: 'x', vramBudget: 8 })).toThrow(/vramBudget applies to device 'cuda'/);
+    expect(validateJobParams({ prompt: 'x', device: 'cuda', vramBudget: 8 })).toMatchObject({ vramBudget: 8 });
     expect(validateJobParams({ prompt: 'x', tiny: true })).toMatchObject({ prompt: 'x', tiny: true, steps: 25 });
     const rel = join('apps/generator/assets/example.png');
     const cwd = process.cwd();
