@@ -183,6 +183,11 @@ T.tidy(() => {
   emit({ kind: 'elementwise', op: 'layerNorm bf16', ms: ln, gbps: (2 * bytes) / (ln * 1e-3) / 1e9 });
   const rms = time(() => T.rmsNorm(T.reshape(x, [S * 24, 128]), T.slice(w, 0, 0, 128), 1e-6), 20);
   emit({ kind: 'elementwise', op: 'rmsNorm(128) bf16', ms: rms, gbps: (2 * bytes) / (rms * 1e-3) / 1e9 });
+  const heads = T.reshape(x, [1, S, 24, 128]);
+  const pm = time(() => T.permute(heads, [0, 2, 1, 3]), 20);
+  emit({ kind: 'elementwise', op: 'permute (1,S,24,128)->(1,24,S,128) bf16', ms: pm, gbps: (2 * bytes) / (pm * 1e-3) / 1e9 });
+  const cst = time(() => T.cast(x, 'f32'), 20);
+  emit({ kind: 'elementwise', op: 'cast bf16->f32', ms: cst, gbps: (3 * bytes) / (cst * 1e-3) / 1e9 });
   const g = time(() => T.gelu(x, 'tanh'), 20);
   emit({ kind: 'elementwise', op: 'gelu_tanh bf16', ms: g, gbps: (2 * bytes) / (g * 1e-3) / 1e9 });
 });

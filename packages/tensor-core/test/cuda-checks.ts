@@ -164,6 +164,8 @@ export function cudaChecks(): Check[] {
     // data movement (exact)
     cs.push(check(`patchify/unpatchify ${dt}`, [f([1, 16, 2, 8, 6], dt)], ([x]) => T.cat([T.reshape(T.patchify(x, [1, 2, 2]), [-1]), T.reshape(T.unpatchify(T.patchify(x, [1, 2, 2]), [2, 4, 3], [1, 2, 2]), [-1])]), 0));
     cs.push(check(`permute ${dt}`, [f([2, 3, 4, 5], dt)], ([x]) => T.permute(x, [3, 1, 0, 2]), 0));
+    cs.push(check(`permute heads (16-byte moves) ${dt}`, [f([2, 33, 6, 64], dt)], ([x]) => T.permute(x, [0, 2, 1, 3]), 0));
+    cs.push(check(`cat rows (16-byte moves) ${dt}`, [f([2, 5, 64], dt), f([2, 7, 64], dt)], ([a, b]) => T.cat([a, b], 1), 0));
     cs.push(check(`cat axis 1 ${dt}`, [f([2, 3, 4], dt), f([2, 5, 4], dt)], ([a, b]) => T.cat([a, b], 1), 0));
     cs.push(check(`slice step ${dt}`, [f([4, 9, 5], dt)], ([x]) => T.slice(x, 1, 1, 8, 3), 0));
     cs.push(check(`pad constant ${dt}`, [f([2, 3, 4], dt)], ([x]) => T.pad(x, [[1, 2], [0, 3]], 'constant', 1.5), 0));

@@ -6,6 +6,7 @@ template <> struct U<1> { using T = uint8_t; };
 template <> struct U<2> { using T = uint16_t; };
 template <> struct U<4> { using T = uint32_t; };
 template <> struct U<8> { using T = unsigned long long; };
+template <> struct U<16> { using T = uint4; };
 
 template <int E>
 __global__ void kStrided(const void* x, void* y, Strided s, int64_t n) {
@@ -23,6 +24,22 @@ __global__ void kStrided(const void* x, void* y, Strided s, int64_t n) {
 }
 void launchStrided(const void* x, void* y, int esize, const Strided& s, int64_t n) {
   if (n == 0) return;
+  // 16-byte moves when the innermost dim is contiguous on both sides and every offset stays 16-byte aligned
+  const int64_t vw = 16 / esize;
+  if (esize < 16 && s.nd >= 1 && s.src[s.nd - 1] == 1 && s.dst[s.nd - 1] == 1 && s.shape[s.nd - 1] % vw == 0 &&
+      (((uintptr_t)x | (uintptr_t)y) & 15) == 0) {
+    bool ok = true;
+    for (int d = 0; d < s.nd - 1; d++) ok &= s.src[d] % vw == 0 && s.dst[d] % vw == 0;
+    if (ok) {
+      Strided v = s;
+      v.shape[s.nd - 1] /= vw;
+      for (int d = 0; d < s.nd - 1; d++) v.src[d] /= vw, v.dst[d] /= vw;
+      const int64_t nv = n / vw;
+      kStrided<16><<<gridFor(nv), 256, 0, g_stream>>>(x, y, v, nv);
+      checkLaunch("strided copy (16-byte)");
+      return;
+    }
+  }
   switch (esize) {
     case 1: kStrided<1><<<gridFor(n), 256, 0, g_stream>>>(x, y, s, n); break;
     case 2: kStrided<2><<<gridFor(n), 256, 0, g_stream>>>(x, y, s, n); break;
