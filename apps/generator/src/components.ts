@@ -36,7 +36,7 @@ export interface LoadOptions {
   /** Which transformer (real models): the original I2V or the F1 checkpoint. */
   mode?: LoopMode;
   device?: T.DeviceType;
-  /** Compute dtype (default f32 on the CPU, bf16 on CUDA). */
+  /** Compute dtype of every model (default: f32 on the CPU; on CUDA bf16 for the DiT and f16 for the encoders and the VAE, as FramePack runs them). */
   dtype?: T.DType;
   /**
    * Device-memory budget in GiB (CUDA): the memory planner decides from it what stays resident, what streams,
@@ -111,17 +111,19 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
   const dtype = opts.dtype ?? (device === 'cpu' ? 'f32' : 'bf16');
   const paths = resolveModelPaths(opts);
   const load = { device, dtype };
+  // FramePack runs the text/image encoders and the VAE in fp16 and the transformer in bf16.
+  const encLoad = { device, dtype: opts.dtype ?? (device === 'cpu' ? 'f32' : 'f16') } as const;
   const plan = opts.memoryPlan ?? (opts.vramBudgetGiB === undefined ? null : makePlan(opts, opts.vramBudgetGiB, dtype));
   if (plan && device === 'cuda') T.setVramBudget(plan.allocatorBudgetBytes);
   const ditStream = plan?.dit.mode === 'streamed' ? { streamBlocks: { slots: plan.dit.slots, residentBlocks: plan.dit.residentBlocks } } : {};
   const { dit, loraReport } = loadTransformer(paths.transformer, { ...load, ...ditStream }, opts.loras ?? []);
-  const vae = HunyuanVideoVae.load(paths.vae, load);
+  const vae = HunyuanVideoVae.load(paths.vae, encLoad);
   if (plan?.vae.tiling.spatial) vae.enableTiling(plan.vae.tiling);
   // Encoders: kept ones load now; per-job ones load when a job first needs them and are freed after use.
   const streamOf = (e: MemoryPlan['llama'] | undefined) => (e?.mode === 'streamed' ? { streamLayers: { slots: e.slots, hostCopy: e.hostCopy } } : {});
-  const llama = new Lazy(() => LlamaTextEncoder.load(paths.text_encoder, { ...load, hiddenStateIndex: -3, ...streamOf(plan?.llama) }), plan?.llama.lifetime ?? 'kept');
-  const clip = new Lazy(() => ClipTextEncoder.load(paths.text_encoder_2, load), plan?.clip.lifetime ?? 'kept');
-  const siglip = new Lazy(() => SiglipVisionEncoder.load(paths.image_encoder, { ...load, preprocessDir: paths.feature_extractor, ...streamOf(plan?.siglip) }), plan?.siglip.lifetime ?? 'kept');
+  const llama = new Lazy(() => LlamaTextEncoder.load(paths.text_encoder, { ...encLoad, hiddenStateIndex: -3, ...streamOf(plan?.llama) }), plan?.llama.lifetime ?? 'kept');
+  const clip = new Lazy(() => ClipTextEncoder.load(paths.text_encoder_2, encLoad), plan?.clip.lifetime ?? 'kept');
+  const siglip = new Lazy(() => SiglipVisionEncoder.load(paths.image_encoder, { ...encLoad, preprocessDir: paths.feature_extractor, ...streamOf(plan?.siglip) }), plan?.siglip.lifetime ?? 'kept');
   const llamaTokenizer = LlamaTokenizer.fromDir(paths.tokenizer);
   const clipTokenizer = ClipTokenizer.fromDir(paths.tokenizer_2);
   const cropStart = opts.tiny ? templateCropStart(llamaTokenizer) : HUNYUAN_CROP_START;
