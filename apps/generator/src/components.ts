@@ -157,12 +157,15 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
       const e = vae.encode(pixels);
       e.mean.dispose();
       e.logvar.dispose();
-      return e.latents;
+      // the section loop holds latents on the CPU in f32
+      const host = T.tidy(() => T.cast(T.toDevice(e.latents, 'cpu'), 'f32'));
+      e.latents.dispose();
+      return host;
     },
     async vaeDecode(latents) {
       const px = vae.decode(latents);
-      const f = T.cast(T.toDevice(px, 'cpu'), 'f32');
-      if (f !== px) px.dispose();
+      const f = T.tidy(() => T.cast(T.toDevice(px, 'cpu'), 'f32'));
+      px.dispose();
       return f;
     },
     preview: (latents) => vae.previewRgb(latents),
@@ -192,31 +195,53 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
         );
       }
       const hooks = makeHooks(p.cache, p, req.width, req.height, opts.mode ?? p.mode);
+      // The loop keeps its history on the CPU in f32; the DiT wants its inputs on its own device.
+      const onDevice = (t: T.Tensor) => (t.device === device ? t : T.toDevice(t, device));
+      const moved: T.Tensor[] = [];
+      const dev = <X extends T.Tensor>(t: X) => {
+        const m = onDevice(t);
+        if (m !== t) moved.push(m);
+        return m;
+      };
+      const ctxIn = {
+        latentIndices: dev(s.latentIndices),
+        cleanLatents: dev(s.cleanLatents), cleanLatentIndices: dev(s.cleanLatentIndices),
+        cleanLatents2x: dev(s.cleanLatents2x), cleanLatentIndices2x: dev(s.cleanLatent2xIndices),
+        cleanLatents4x: dev(s.cleanLatents4x), cleanLatentIndices4x: dev(s.cleanLatent4xIndices),
+        imageEmbeddings: dev(req.imageEmbeddings),
+      };
+      const conds = new Map<TextConds, TextConds>();
+      const condOnDevice = (c: TextConds) => {
+        let m = conds.get(c);
+        if (!m) conds.set(c, (m = { llamaVec: dev(c.llamaVec), llamaMask: dev(c.llamaMask), clipPooler: dev(c.clipPooler) }));
+        return m;
+      };
       try {
         type Cond = TextConds;
         const model = (x: T.Tensor, timestep: T.Tensor, cond: Cond, ctx: ModelCallContext) =>
           dit.forward(
             {
               hiddenStates: x, timestep, guidance: ctx.guidance!,
-              encoderHiddenStates: cond.llamaVec, encoderAttentionMask: cond.llamaMask, pooledProjections: cond.clipPooler,
-              imageEmbeddings: req.imageEmbeddings,
-              latentIndices: s.latentIndices,
-              cleanLatents: s.cleanLatents, cleanLatentIndices: s.cleanLatentIndices,
-              cleanLatents2x: s.cleanLatents2x, cleanLatentIndices2x: s.cleanLatent2xIndices,
-              cleanLatents4x: s.cleanLatents4x, cleanLatentIndices4x: s.cleanLatent4xIndices,
+              encoderHiddenStates: condOnDevice(cond).llamaVec, encoderAttentionMask: condOnDevice(cond).llamaMask, pooledProjections: condOnDevice(cond).clipPooler,
+              ...ctxIn,
             },
             { stepSkip: hooks?.forBranch(ctx.branch), step: ctx.step, totalSteps: ctx.totalSteps },
           );
-        return await sampleHunyuan<Cond>({
+        const out = await sampleHunyuan<Cond>({
           model, positive: req.positive, negative: req.negative,
           width: req.width, height: req.height, frames: s.frames, steps: p.steps, cfg: p.cfg, gs: p.gs, rs: p.rs,
-          generator: sharedGenerator(req), dtype: ditDType, signal: req.signal,
+          generator: sharedGenerator(req), dtype: ditDType, device, signal: req.signal,
           callback: (info) => req.onStep(info.step, info.totalSteps, info.denoised),
         });
+        if (out.device === 'cpu') return out;
+        const host = T.toDevice(out, 'cpu'); // the section loop's history lives on the CPU
+        out.dispose();
+        return host;
       } catch (e) {
         if (e instanceof SamplingCancelledError) throw new GenerationCancelledError(s.index);
         throw e;
       } finally {
+        T.disposeAll(moved);
         if (hooks) {
           const st = hooks.stats();
           req.onStats?.({ requests: st.requests, hits: st.hits, text: formatSkipStats(p.cache, st) });
