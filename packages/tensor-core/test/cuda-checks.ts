@@ -159,6 +159,18 @@ export function cudaChecks(): Check[] {
     cs.push(check(`conv3d k3 p1 ${dt}`, [f([1, 8, 5, 12, 12], dt), f([16, 8, 3, 3, 3], dt, 0.2), f([16], dt)], ([x, w, b]) => T.conv3d(x, w, b, { padding: 1 })));
     cs.push(check(`conv3d stride 2 ${dt}`, [f([2, 3, 4, 9, 11], dt), f([5, 3, 2, 3, 3], dt, 0.3)], ([x, w]) => T.conv3d(x, w, null, { stride: [1, 2, 2], padding: [0, 1, 1] })));
     cs.push(check(`conv3d 1x1 ${dt}`, [f([1, 70, 2, 5, 6], dt), f([65, 70, 1, 1, 1], dt, 0.1), f([65], dt)], ([x, w, b]) => T.conv3d(x, w, b)));
+    cs.push(check(`conv3d wide k3 p1 ${dt}`, [f([2, 40, 3, 9, 10], dt), f([130, 40, 3, 3, 3], dt, 0.1), f([130], dt)], ([x, w, b]) => T.conv3d(x, w, b, { padding: 1 })));
+    for (const path of ['FRAMEPACK_CONV_MMA', 'FRAMEPACK_CONV_IMPLICIT']) {
+      // the implicit-GEMM kernels (tensor cores / SIMT) that serve when the column buffer does not fit
+      cs.push(check(`conv3d ${path} ${dt}`, [f([2, 12, 3, 9, 10], dt), f([33, 12, 3, 3, 3], dt, 0.1), f([33], dt)], ([x, w, b]) => {
+        process.env[path] = '1';
+        try {
+          return T.conv3d(x, w, b, { stride: [1, 2, 1], padding: 1 });
+        } finally {
+          delete process.env[path];
+        }
+      }));
+    }
     cs.push(check(`conv2d ${dt}`, [f([1, 4, 10, 10], dt), f([6, 4, 3, 3], dt)], ([x, w]) => T.conv2d(x, w, null, { padding: 1 })));
     cs.push(check(`upsampleNearest ${dt}`, [f([1, 3, 2, 5, 6], dt)], ([x]) => T.upsampleNearest(x, [2, 2, 2]), 0));
     // data movement (exact)

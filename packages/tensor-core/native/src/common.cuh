@@ -125,4 +125,5 @@ void launchIm2col(const void* x, void* col, int dt, const int64_t* xs, const int
 void launchExtendWeight(const void* w, const void* b, void* w2, int dt, int64_t Co, int64_t K, int64_t Kp);
 /** y[n, c, :] += b[c] over (N, C, plane). */
 void launchChannelBias(void* y, const void* b, int dt, int64_t N, int64_t C, int64_t plane);
+bool launchConv3dMma(const void* x, const void* w, const void* b, void* y, int dt, const int64_t* xs, const int64_t* ws, const int64_t* os, const int* stride, const int* pad);
 void launchConv3d(const void* x, const void* w, const void* b, void* y, int dt, const int64_t* xs, const int64_t* ws, const int64_t* os, const int* stride, const int* pad);
