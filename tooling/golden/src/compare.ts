@@ -65,3 +65,17 @@ export function compareOutputs(pairs: Record<string, { ours: Values; ref: Values
 export function withExactCheck(r: CaseResult, ok: boolean, what: string): CaseResult {
   return ok ? r : { ...r, pass: false, note: [r.note, `${what} differ`].filter(Boolean).join('; ') };
 }
+
+/**
+ * The dtype the reference's transformer ran in: case.json `dtype`, else float32 (every case was computed in float32,
+ * see ../shared/golden/README.md). Samplers round their model inputs (x, timestep, guidance) to it, as fm_wrapper
+ * does; it is the reference's choice and stays f32 when we store weights in bf16 (c.dtype), otherwise a bf16 run
+ * would feed guidance 9984 where the reference fed 10000 and measure that instead of our storage error.
+ */
+export function referenceModelDType(json: Record<string, unknown>): 'f32' | 'bf16' | 'f16' {
+  const d = json.dtype;
+  if (d === undefined || d === 'float32') return 'f32';
+  if (d === 'bfloat16') return 'bf16';
+  if (d === 'float16') return 'f16';
+  throw new Error(`case.json dtype ${JSON.stringify(d)} is not a transformer dtype`);
+}

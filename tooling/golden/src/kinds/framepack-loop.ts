@@ -10,9 +10,9 @@ import * as T from '@framepack/tensor-core';
 import { openSafetensors } from '@framepack/safetensors';
 import { HunyuanVideoTransformer3DModelPacked } from '@framepack/dit-model';
 import { configFromDiffusers, HunyuanVideoVae } from '@framepack/vae-tiling';
-import { sampleHunyuan, TorchGenerator, type ModelDType } from '@framepack/k-diffusion';
+import { sampleHunyuan, TorchGenerator } from '@framepack/k-diffusion';
 import { runSectionLoop, totalSections, type LoopMode } from '@framepack/generator';
-import { compareOutputs, withExactCheck } from '../compare.js';
+import { compareOutputs, referenceModelDType, withExactCheck } from '../compare.js';
 import type { GoldenCase, GoldenKind } from '../types.js';
 
 export const kind: GoldenKind = {
@@ -38,31 +38,40 @@ export const kind: GoldenKind = {
       pooledProjections: input('in.clip_l_pooler'),
       imageEmbeddings: input('in.image_embeddings'),
     };
-    const start = input('in.start_latent');
+    const start = c.tensors.tensor('in.start_latent'); // the loop's history lives on the CPU
     const generator = new TorchGenerator(j.sampling_seed);
     const frameCounts: number[] = [];
     try {
       const { latents, pixels } = await runSectionLoop(
         { mode, startLatent: start, windowSize: W, sections },
         {
-          sample: (s) =>
-            sampleHunyuan({
-              model: (x, timestep, _c, ctx) =>
-                dit.forward({
-                  ...cond, hiddenStates: x, timestep, guidance: ctx.guidance!,
-                  latentIndices: s.latentIndices,
-                  cleanLatents: s.cleanLatents, cleanLatentIndices: s.cleanLatentIndices,
-                  cleanLatents2x: s.cleanLatents2x, cleanLatentIndices2x: s.cleanLatent2xIndices,
-                  cleanLatents4x: s.cleanLatents4x, cleanLatentIndices4x: s.cleanLatent4xIndices,
-                }),
-              positive: null,
-              width: j.width, height: j.height, frames: s.frames, steps: j.steps, cfg: j.cfg, gs: j.gs, rs: j.rs,
-              generator, dtype: c.dtype as ModelDType, device: c.device,
-            }),
+          sample: async (s) => {
+            // the loop keeps its history on the CPU (as the reference worker does); the DiT reads from its device
+            const onDevice = {
+              latentIndices: s.latentIndices,
+              cleanLatents: s.cleanLatents, cleanLatentIndices: s.cleanLatentIndices,
+              cleanLatents2x: s.cleanLatents2x, cleanLatentIndices2x: s.cleanLatent2xIndices,
+              cleanLatents4x: s.cleanLatents4x, cleanLatentIndices4x: s.cleanLatent4xIndices,
+            };
+            for (const k of Object.keys(onDevice) as (keyof typeof onDevice)[]) onDevice[k] = T.toDevice(onDevice[k], c.device);
+            try {
+              const out = await sampleHunyuan({
+                model: (x, timestep, _c, ctx) => dit.forward({ ...cond, ...onDevice, hiddenStates: x, timestep, guidance: ctx.guidance! }),
+                positive: null,
+                width: j.width, height: j.height, frames: s.frames, steps: j.steps, cfg: j.cfg, gs: j.gs, rs: j.rs,
+                generator, dtype: referenceModelDType(j), device: c.device,
+              });
+              const host = T.tidy(() => T.cast(T.toDevice(out, 'cpu'), 'f32'));
+              out.dispose();
+              return host;
+            } finally {
+              T.disposeAll(onDevice);
+            }
+          },
           decode: async (l) => {
             const px = vae.decode(l);
-            const f = T.cast(T.toDevice(px, 'cpu'), 'f32');
-            if (f !== px) px.dispose();
+            const f = T.tidy(() => T.cast(T.toDevice(px, 'cpu'), 'f32'));
+            px.dispose();
             return f;
           },
           onSection: (r) => void frameCounts.push(r.pixels.shape[2]),

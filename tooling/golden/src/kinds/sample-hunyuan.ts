@@ -3,7 +3,7 @@ import { latentShape, type ModelDType, type ModelFn, randn, sampleHunyuan, Torch
 import { openSafetensors } from '@framepack/safetensors';
 import * as T from '@framepack/tensor-core';
 import type { Tensor } from '@framepack/tensor-core';
-import { compareOutputs } from '../compare.js';
+import { compareOutputs, referenceModelDType } from '../compare.js';
 import type { GoldenCase, GoldenKind } from '../types.js';
 
 /** FramePack's sample_hunyuan keyword arguments (the case's in.* names) -> where they go. */
@@ -66,7 +66,7 @@ export const kind: GoldenKind = {
     }
     const { shared, positive, negative, all } = readInputs(c);
     // the sampler rounds x, timestep and guidance to the model's storage dtype, as fm_wrapper does
-    const dtype = c.dtype as ModelDType;
+    const dtype: ModelDType = referenceModelDType(c.json);
     const dit: ModelFn<Cond> = (x, timestep, cond, ctx) =>
       model.forward({ ...shared, ...cond, hiddenStates: x, timestep, guidance: ctx.guidance! } as PackedDiTInputs, { step: ctx.step, totalSteps: ctx.totalSteps });
     const pairs: Record<string, { ours: Float32Array; ref: Float32Array }> = {};

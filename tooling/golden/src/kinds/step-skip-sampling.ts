@@ -6,6 +6,7 @@ import * as T from '@framepack/tensor-core';
 import type { Tensor } from '@framepack/tensor-core';
 import type { PackedDiTInputs, StepSkipHook } from '@framepack/dit-model';
 import { sampleHunyuan, type ModelCallContext } from '@framepack/k-diffusion';
+import { referenceModelDType } from '../compare.js';
 import type { GoldenCase } from '../types.js';
 import { loadCaseModel } from './dit-forward.js';
 
@@ -79,7 +80,7 @@ export async function sampleWithHooks(c: GoldenCase, run: Record<string, any>, h
       gs: samplingParam(c, run, 'gs'),
       rs: samplingParam(c, run, 'rs', 0),
       seed: run.seed,
-      dtype: c.dtype === 'f32' ? 'f32' : c.dtype === 'f16' ? 'f16' : 'bf16',
+      dtype: referenceModelDType(c.json),
       device: c.device,
       onModelCall: (ctx) => calls.push({ ...ctx, guidance: undefined }),
     });
