@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseConfig } from '@framepack/dit-model';
 import { parseClipTextConfig, parseLlamaConfig, parseSiglipVisionConfig } from '@framepack/encoders';
 import { configFromDiffusers } from '@framepack/vae-tiling';
-import { planMemory, totalBytes, type MemoryPlan, type PlanModels } from '../src/memory-plan.js';
+import { STREAM_HEADROOM_BYTES, planMemory, totalBytes, type MemoryPlan, type PlanModels } from '../src/memory-plan.js';
 import { planModels, readModelShapes, type ModelShapes } from '../src/model-sizes.js';
 import { clipTextShapes, ditShapes, llamaShapes, siglipVisionShapes, vaeShapes } from '../src/tiny/shapes.js';
 import { ensureTinyModels, tinyConfigs } from '../src/tiny/family.js';
@@ -125,6 +125,11 @@ describe('memory planner on the real FramePack sizes (bf16, 640x640, window 9)',
       expect(p.llama.deviceBytes).toBe(2 * models.llama.weights.unitBytes[0]);
     }
     expect(plans[8].dit.residentBlocks).toBeLessThan(plans[12].dit.residentBlocks);
+    // resident blocks leave STREAM_HEADROOM free while sampling (measured: at the cap the copies stop overlapping)
+    for (const b of [12, 8]) {
+      const sample = plans[b].phases.find((ph) => ph.phase === 'sample')!;
+      expect(sample.bytes).toBeLessThanOrEqual(plans[b].usableBytes - STREAM_HEADROOM_BYTES);
+    }
     expect(plans[12].dit.residentBlocks).toBeLessThan(plans[24].dit.residentBlocks);
     expect(plans[8].dit.streamedBytesPerForward).toBeGreaterThan(plans[12].dit.streamedBytesPerForward);
     // 8 GiB: the text encoders are loaded per job and freed before sampling
