@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): set up, then run the whole vitest suite and close with
-# a plain "N passed, N failed, N skipped" line.
+# a plain "N passed, N failed" line (the skipped count on the line before).
 set -uo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 bash "$here/setup.sh" || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
