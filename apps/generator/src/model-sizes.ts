@@ -4,9 +4,12 @@
  * loaders place them (LLaMA: only the layers hidden_states[-3] needs; SigLIP: no pooling head).
  */
 import { join } from 'node:path';
-import { blockNames, innerDim, readConfigFile, type DiTConfig } from '@framepack/dit-model';
+import { blockNames, expectedWeightShapes, innerDim, parseConfig, readConfigFile, type DiTConfig } from '@framepack/dit-model';
 import {
   HUNYUAN_CROP_START,
+  clipWeightSpec,
+  llamaWeightSpec,
+  siglipWeightSpec,
   parseClipTextConfig,
   parseLlamaConfig,
   parseSiglipVisionConfig,
@@ -16,7 +19,7 @@ import {
   type SiglipVisionConfig,
 } from '@framepack/encoders';
 import { openCheckpoint } from '@framepack/safetensors';
-import { configFromDiffusers, type HunyuanVideoVaeConfig } from '@framepack/vae-tiling';
+import { configFromDiffusers, expectedParameters, type HunyuanVideoVaeConfig } from '@framepack/vae-tiling';
 import type { LayeredWeights, PlanModels } from './memory-plan.js';
 
 type Shapes = ReadonlyMap<string, readonly number[]>;
@@ -115,5 +118,24 @@ export function readModelShapes(paths: { transformer: string; text_encoder: stri
     clip: { config: parseClipTextConfig(readConfigJson(paths.text_encoder_2), `${paths.text_encoder_2}/config.json`), shapes: checkpointShapes(paths.text_encoder_2) },
     siglip: { config: parseSiglipVisionConfig(readConfigJson(paths.image_encoder), `${paths.image_encoder}/config.json`), shapes: checkpointShapes(paths.image_encoder) },
     vae: { config: configFromDiffusers(readConfigJson(paths.vae)), shapes: checkpointShapes(paths.vae) },
+  };
+}
+
+/**
+ * The same from configs alone (diffusers / transformers config.json objects): the shapes each package's loader
+ * expects, under the reference key names (SigLIP with its pooling head, as the checkpoints ship it).
+ */
+export function modelShapesFromConfigs(c: { transformer: Record<string, unknown>; text_encoder: Record<string, unknown>; text_encoder_2: Record<string, unknown>; image_encoder: Record<string, unknown>; vae: Record<string, unknown> }): ModelShapes {
+  const dit = parseConfig(c.transformer);
+  const llama = parseLlamaConfig(c.text_encoder);
+  const clip = parseClipTextConfig(c.text_encoder_2);
+  const siglip = parseSiglipVisionConfig(c.image_encoder);
+  const vae = configFromDiffusers(c.vae);
+  return {
+    dit: { config: dit, shapes: expectedWeightShapes(dit) },
+    llama: { config: llama, shapes: llamaWeightSpec(llama).shapes },
+    clip: { config: clip, shapes: clipWeightSpec(clip).shapes },
+    siglip: { config: siglip, shapes: siglipWeightSpec(siglip, true).shapes },
+    vae: { config: vae, shapes: expectedParameters(vae) },
   };
 }

@@ -1,11 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { parseConfig } from '@framepack/dit-model';
-import { parseClipTextConfig, parseLlamaConfig, parseSiglipVisionConfig } from '@framepack/encoders';
-import { configFromDiffusers } from '@framepack/vae-tiling';
 import { STREAM_HEADROOM_BYTES, planMemory, totalBytes, type MemoryPlan, type PlanModels } from '../src/memory-plan.js';
-import { planModels, readModelShapes, type ModelShapes } from '../src/model-sizes.js';
-import { clipTextShapes, ditShapes, llamaShapes, siglipVisionShapes, vaeShapes } from '../src/tiny/shapes.js';
+import { modelShapesFromConfigs, planModels, readModelShapes, type ModelShapes } from '../src/model-sizes.js';
 import { ensureTinyModels, tinyConfigs } from '../src/tiny/family.js';
 
 const GiB = 2 ** 30;
@@ -26,13 +22,7 @@ const vae = {
   block_out_channels: [128, 256, 512, 512], layers_per_block: 2, act_fn: 'silu', norm_num_groups: 32, scaling_factor: 0.476986,
   spatial_compression_ratio: 8, temporal_compression_ratio: 4, mid_block_add_attention: true,
 };
-const real: ModelShapes = {
-  dit: { config: parseConfig(dit), shapes: ditShapes(dit) },
-  llama: { config: parseLlamaConfig(llama), shapes: llamaShapes(llama) },
-  clip: { config: parseClipTextConfig(clip), shapes: clipTextShapes(clip) },
-  siglip: { config: parseSiglipVisionConfig(siglip), shapes: siglipVisionShapes(siglip) },
-  vae: { config: configFromDiffusers(vae), shapes: vaeShapes(vae) },
-};
+const real: ModelShapes = modelShapesFromConfigs({ transformer: dit, text_encoder: llama, text_encoder_2: clip, image_encoder: siglip, vae });
 const models: PlanModels = planModels(real, 2);
 const job = { height: 640, width: 640, window: 9 };
 const plan = (budgetGiB: number, j = job): MemoryPlan => planMemory({ budgetBytes: budgetGiB * GiB, bytesPerElement: 2, models, job: j });
@@ -63,16 +53,7 @@ describe('model sizes from configs and headers', () => {
     const p = (n: string) => join(root, n);
     const s = readModelShapes({ transformer: p('transformer'), text_encoder: p('text_encoder'), text_encoder_2: p('text_encoder_2'), image_encoder: p('image_encoder'), vae: p('vae') });
     const fromFiles = planModels(s, 4);
-    const fromConfigs = planModels(
-      {
-        dit: { config: parseConfig(tinyConfigs.transformer), shapes: ditShapes(tinyConfigs.transformer) },
-        llama: { config: parseLlamaConfig(tinyConfigs.text_encoder), shapes: llamaShapes(tinyConfigs.text_encoder) },
-        clip: { config: parseClipTextConfig(tinyConfigs.text_encoder_2), shapes: clipTextShapes(tinyConfigs.text_encoder_2) },
-        siglip: { config: parseSiglipVisionConfig(tinyConfigs.image_encoder), shapes: siglipVisionShapes(tinyConfigs.image_encoder) },
-        vae: { config: configFromDiffusers(tinyConfigs.vae), shapes: vaeShapes({ ...tinyConfigs.vae, block_out_channels: [...tinyConfigs.vae.block_out_channels] }) },
-      },
-      4,
-    );
+    const fromConfigs = planModels(modelShapesFromConfigs(tinyConfigs), 4);
     expect(fromFiles).toEqual(fromConfigs);
     expect(fromFiles.llama.weights.unitBytes).toHaveLength(tinyConfigs.text_encoder.num_hidden_layers - 2);
   });

@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '@framepack/tensor-core';
 import { writeSafetensors } from '@framepack/safetensors';
-import { clipTextShapes, ditShapes, llamaShapes, siglipVisionShapes, vaeShapes, type ShapeMap } from './shapes.js';
+import { modelShapesFromConfigs, type ModelShapes } from '../model-sizes.js';
 import { CLIP_TINY_VOCAB, LLAMA_TINY_VOCAB, clipTokenizerFiles, llamaTokenizerFiles } from './tokenizer-files.js';
 
 /** Bump when the configs or the weight recipe change: the cache folder is keyed by it. */
@@ -56,13 +56,16 @@ export const tinyConfigs = {
   },
 } as const;
 
-/** Which safetensors file and storage dtype each weighted component uses (as the real repos do). */
-const components: { folder: keyof typeof tinyConfigs; file: string; dtype: T.DType; shapes: () => ShapeMap }[] = [
-  { folder: 'transformer', file: 'diffusion_pytorch_model.safetensors', dtype: 'bf16', shapes: () => ditShapes(tinyConfigs.transformer) },
-  { folder: 'vae', file: 'diffusion_pytorch_model.safetensors', dtype: 'f16', shapes: () => vaeShapes({ ...tinyConfigs.vae, block_out_channels: [...tinyConfigs.vae.block_out_channels] }) },
-  { folder: 'text_encoder', file: 'model.safetensors', dtype: 'f16', shapes: () => llamaShapes(tinyConfigs.text_encoder) },
-  { folder: 'text_encoder_2', file: 'model.safetensors', dtype: 'f16', shapes: () => clipTextShapes(tinyConfigs.text_encoder_2) },
-  { folder: 'image_encoder', file: 'model.safetensors', dtype: 'bf16', shapes: () => siglipVisionShapes(tinyConfigs.image_encoder) },
+/**
+ * Which safetensors file, storage dtype and key prefix each weighted component uses (as the real repos do); the
+ * names and shapes are the ones each package's loader expects for the config.
+ */
+const components: { folder: keyof typeof tinyConfigs; part: keyof ModelShapes; file: string; dtype: T.DType; prefix: string }[] = [
+  { folder: 'transformer', part: 'dit', file: 'diffusion_pytorch_model.safetensors', dtype: 'bf16', prefix: '' },
+  { folder: 'vae', part: 'vae', file: 'diffusion_pytorch_model.safetensors', dtype: 'f16', prefix: '' },
+  { folder: 'text_encoder', part: 'llama', file: 'model.safetensors', dtype: 'f16', prefix: '' },
+  { folder: 'text_encoder_2', part: 'clip', file: 'model.safetensors', dtype: 'f16', prefix: 'text_model.' },
+  { folder: 'image_encoder', part: 'siglip', file: 'model.safetensors', dtype: 'bf16', prefix: 'vision_model.' },
 ];
 
 /** FNV-1a of the parameter name mixed with the family seed: each tensor is independent of the order of the others. */
@@ -92,7 +95,7 @@ function normals(n: number, seed: number): Float32Array {
 }
 
 /** Norm scales 1, biases 0, embeddings N(0, 1), projections N(0, 1/fan_in) (modulation layers smaller). */
-export function tinyParameter(name: string, shape: number[]): Float32Array {
+export function tinyParameter(name: string, shape: readonly number[]): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   const isBias = name.endsWith('bias');
   if (isBias) return new Float32Array(n);
@@ -125,9 +128,11 @@ export function ensureTinyModels(dir = tinyModelDir()): string {
     for (const [folder, config] of Object.entries(tinyConfigs)) {
       write(folder, folder === 'feature_extractor' ? 'preprocessor_config.json' : 'config.json', config);
     }
+    const shapes = modelShapesFromConfigs(tinyConfigs);
     for (const c of components) {
       const tensors: Record<string, T.Tensor> = {};
-      for (const [name, shape] of c.shapes()) {
+      for (const [key, shape] of shapes[c.part].shapes) {
+        const name = c.prefix + key;
         const f32 = T.tensor(tinyParameter(name, shape), shape);
         tensors[name] = T.cast(f32, c.dtype);
         f32.dispose();
