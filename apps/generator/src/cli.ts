@@ -12,7 +12,6 @@ import { createJobRunner, validateJobParams, type QueueJobParams } from './queue
 import { HunyuanVideoGenerator } from './generator.js';
 import { DEFAULTS, resolveParams, type GenerateParams } from './params.js';
 import type { ProgressEvent } from './pipeline.js';
-import { previewToRgb } from './preview.js';
 import { memoryPlanFor, summarizePlan } from './components.js';
 import { fmtGiB, type MemoryPlan } from './memory-plan.js';
 
@@ -105,8 +104,7 @@ export function buildProgram(): Command {
       let lastLine = '';
       const onProgress = (e: ProgressEvent) => {
         if (e.preview && o.preview) {
-          const rgb = previewToRgb(e.preview);
-          writeFileSync(o.preview, encodePng(rgb.data, rgb.width, rgb.height));
+          writeFileSync(o.preview, encodePng(e.preview.data, e.preview.width, e.preview.height));
         }
         const payload = { stage: e.stage, section: e.section + 1, sections: e.totalSections, step: e.step, steps: e.totalSteps };
         if (o.json) process.stdout.write(`${JSON.stringify({ event: 'progress', ...payload, fraction: e.fraction, message: e.message })}\n`);

@@ -8,7 +8,7 @@ import { checkComponents, framepackComponents } from '@framepack/hub';
 import { HunyuanVideoTransformer3DModelPacked, readConfigFile } from '@framepack/dit-model';
 import { LoraError, LoraStack, loadLora, shapesOf, withLoras } from '@framepack/lora';
 import { openCheckpoint } from '@framepack/safetensors';
-import { HunyuanVideoVae } from '@framepack/vae-tiling';
+import { HunyuanVideoVae, previewImage } from '@framepack/vae-tiling';
 import {
   ClipTextEncoder,
   ClipTokenizer,
@@ -24,7 +24,7 @@ import { MagCache, TeaCache, createBranchHooks, formatSkipStats, modelFamilyFor,
 import { BUCKET_OPTIONS, ImageReadError, findNearestBucket, prepareInputImage } from '@framepack/video-io';
 import { GeneratorError, ModelsMissingError } from './errors.js';
 import { GenerationCancelledError, type LoopMode } from './section-loop.js';
-import type { Components, RgbImage, SampleRequest, TextConds } from './pipeline.js';
+import type { Components, SampleRequest, TextConds } from './pipeline.js';
 import { ensureTinyModels } from './tiny/family.js';
 import { planMemory, type MemoryPlan } from './memory-plan.js';
 import { planModels, readModelShapes } from './model-sizes.js';
@@ -168,12 +168,12 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
       px.dispose();
       return f;
     },
-    preview: (latents) => vae.previewRgb(latents),
+    preview: (latents) => previewImage(latents),
     async loadImage(path, resolution) {
       try {
         const p = prepareInputImage(path, { resolution });
         p.pixels.dispose();
-        return p.image as RgbImage;
+        return p.image;
       } catch (e) {
         if (e instanceof ImageReadError) throw new GeneratorError(`cannot use the image ${path}: ${e.message}`, 'BAD_IMAGE', { path });
         throw e;

@@ -3,7 +3,7 @@ export { HunyuanVideoGenerator, type GenerateToFilesOptions, type FilesResult } 
 export { loadComponents, resolveModelPaths, summarizePlan, memoryPlanFor, largestBucket, type LoadOptions, type LoadedComponents } from './components.js';
 export { planMemory, ditTokens, tilingCandidates, type MemoryPlan, type PlanInput, type PlanModels, type PlanJob, type LayeredWeights, type EncoderPlan, type DitPlan, type PhasePeak } from './memory-plan.js';
 export { planModels, readModelShapes, checkpointShapes, type ModelShapes } from './model-sizes.js';
-export { runJob, imageToTensor, type Components, type ProgressEvent, type RunOptions, type JobResult, type TextConds, type Stage } from './pipeline.js';
+export { runJob, type Components, type RgbImage, type ProgressEvent, type RunOptions, type JobResult, type TextConds, type Stage } from './pipeline.js';
 export { resolveParams, DEFAULTS, type GenerateParams } from './params.js';
 export { GeneratorError, ModelsMissingError, type GeneratorErrorCode } from './errors.js';
 export { JobOutput, partialPath, sidecarPath } from './job-output.js';

@@ -5,6 +5,9 @@
  */
 import * as T from '@framepack/tensor-core';
 import { parsePromptSchedule, sectionConditioning, PromptBlenderError } from '@framepack/prompt-blender';
+import { imageToTensor, type RgbImage } from '@framepack/video-io';
+
+export type { RgbImage };
 import { GeneratorError } from './errors.js';
 import type { GenerateParams } from './params.js';
 import { expectedPixelFrames, GenerationCancelledError, runSectionLoop, totalSections, type SectionInputs } from './section-loop.js';
@@ -20,12 +23,6 @@ export interface JobNoise {
   randn(shape: number[]): T.Tensor;
 }
 
-/** An RGB image, row-major HxWx3 uint8. */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
 
 export interface SampleRequest {
   section: SectionInputs;
@@ -59,8 +56,8 @@ export interface Components {
   vaeEncode(pixels: T.Tensor): Promise<T.Tensor>;
   /** Scaled latents (1, C, t, h, w) -> pixels (1, 3, 4t-3, 8h, 8w) f32 on the CPU. */
   vaeDecode(latents: T.Tensor): Promise<T.Tensor>;
-  /** Latent -> RGB preview (1, 3, t, h, w) in [0, 1]. */
-  preview(latents: T.Tensor): T.Tensor;
+  /** Latent -> RGB preview image, frames side by side (FramePack's live preview). */
+  preview(latents: T.Tensor): RgbImage;
   /** Load an image, fit it to the resolution bucket (resize + centre crop). */
   loadImage(path: string, resolution: number): Promise<RgbImage>;
   /** The bucket (height, width) for a size at a resolution. */
@@ -84,7 +81,7 @@ export interface ProgressEvent {
   fraction: number;
   message?: string;
   /** Latent -> RGB preview of the current x0 estimate (only when asked for). */
-  preview?: T.Tensor;
+  preview?: RgbImage;
 }
 
 export interface RunOptions {
@@ -110,14 +107,6 @@ export interface JobResult {
 }
 
 const black = (height: number, width: number): RgbImage => ({ width, height, data: new Uint8Array(width * height * 3) });
-
-/** RGB uint8 -> (1, 3, 1, H, W) f32 in [-1, 1] (x / 127.5 - 1, as FramePack). */
-export function imageToTensor(img: RgbImage): T.Tensor {
-  const { width: W, height: H, data } = img;
-  const out = new Float32Array(3 * H * W);
-  for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) out[c * H * W + i] = data[i * 3 + c] / 127.5 - 1;
-  return T.tensor(out, [1, 3, 1, H, W]);
-}
 
 export async function runJob(c: Components, params: GenerateParams, opts: RunOptions = {}): Promise<JobResult> {
   const t0 = performance.now();
@@ -211,10 +200,8 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
               section, positive: sectionsConds[section.index], negative: negativeFor(sectionsConds[section.index]), imageEmbeddings, width, height, params, noise: generator, signal: opts.signal, onStats,
               onStep: (step, total, denoised) => {
                 stepsDone = section.index * params.steps + step + 1;
-                let preview: T.Tensor | undefined;
-                if (opts.previews) preview = c.preview(denoised);
+                const preview = opts.previews ? c.preview(denoised) : undefined;
                 progress({ stage: 'sample', section: section.index, step: step + 1, preview });
-                preview?.dispose();
               },
             });
           } finally {

@@ -1,4 +1,5 @@
 import * as T from '@framepack/tensor-core';
+import { roundHalfEven } from '@framepack/magcache';
 
 /** Sizes of the clean-context windows FramePack feeds the packed DiT (fixed by the model's training). */
 export const CONTEXT_4X = 16;
@@ -8,10 +9,7 @@ export const CONTEXT_1X = 1;
 export type LoopMode = 'original' | 'f1';
 
 /** Python's round(): halves go to the even neighbour. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven };
 
 /** Sections for a clip of `seconds` at 30 fps: each section adds 4 * window pixel frames. */
 export function totalSections(seconds: number, windowSize: number): number {
