@@ -157,16 +157,10 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
       const e = vae.encode(pixels);
       e.mean.dispose();
       e.logvar.dispose();
-      // the section loop holds latents on the CPU in f32
-      const host = T.tidy(() => T.cast(T.toDevice(e.latents, 'cpu'), 'f32'));
-      e.latents.dispose();
-      return host;
+      return e.latents;
     },
     async vaeDecode(latents) {
-      const px = vae.decode(latents);
-      const f = T.tidy(() => T.cast(T.toDevice(px, 'cpu'), 'f32'));
-      px.dispose();
-      return f;
+      return vae.decode(latents);
     },
     preview: (latents) => previewImage(latents),
     async loadImage(path, resolution) {
@@ -227,16 +221,12 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
             },
             { stepSkip: hooks?.forBranch(ctx.branch), step: ctx.step, totalSteps: ctx.totalSteps },
           );
-        const out = await sampleHunyuan<Cond>({
+        return await sampleHunyuan<Cond>({
           model, positive: req.positive, negative: req.negative,
           width: req.width, height: req.height, frames: s.frames, steps: p.steps, cfg: p.cfg, gs: p.gs, rs: p.rs,
           generator: sharedGenerator(req), dtype: ditDType, device, signal: req.signal,
           callback: (info) => req.onStep(info.step, info.totalSteps, info.denoised),
         });
-        if (out.device === 'cpu') return out;
-        const host = T.toDevice(out, 'cpu'); // the section loop's history lives on the CPU
-        out.dispose();
-        return host;
       } catch (e) {
         if (e instanceof SamplingCancelledError) throw new GenerationCancelledError(s.index);
         throw e;

@@ -54,7 +54,7 @@ export interface Components {
   release?(stage: 'text' | 'image'): void;
   /** Pixels (1, 3, 1, H, W) in [-1, 1] -> latent (1, C, 1, H/8, W/8), scaled. */
   vaeEncode(pixels: T.Tensor): Promise<T.Tensor>;
-  /** Scaled latents (1, C, t, h, w) -> pixels (1, 3, 4t-3, 8h, 8w) f32 on the CPU. */
+  /** Scaled latents (1, C, t, h, w) -> pixels (1, 3, 4t-3, 8h, 8w) on the VAE's device (the section loop moves them). */
   vaeDecode(latents: T.Tensor): Promise<T.Tensor>;
   /** Latent -> RGB preview image, frames side by side (FramePack's live preview). */
   preview(latents: T.Tensor): RgbImage;

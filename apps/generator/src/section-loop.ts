@@ -56,9 +56,9 @@ export interface SectionResult {
 }
 
 export interface LoopHooks {
-  /** Denoise one window: returns (1, C, window, h, w). */
+  /** Denoise one window: returns (1, C, window, h, w) on any device (the loop takes it over). */
   sample(inputs: SectionInputs): Promise<T.Tensor>;
-  /** VAE-decode latents (1, C, t, h, w) to pixels (1, 3, 4t - 3, H, W), f32 on the CPU. */
+  /** VAE-decode latents (1, C, t, h, w) to pixels (1, 3, 4t - 3, H, W) on any device (the loop takes them over). */
   decode(latents: T.Tensor): Promise<T.Tensor>;
   /** Called after each section with the video so far (tensors stay owned by the loop). */
   onSection?(r: SectionResult): Promise<void> | void;
@@ -105,6 +105,13 @@ export function softAppend(a: T.Tensor, b: T.Tensor, overlap: number): T.Tensor 
   });
 }
 
+/** The loop holds its history and pixels on the CPU in f32: move a hook's result there and free the original. */
+function takeToCpuF32(t: T.Tensor): T.Tensor {
+  const host = T.tidy(() => T.cast(T.toDevice(t, 'cpu'), 'f32'));
+  t.dispose();
+  return host;
+}
+
 function checkCancelled(signal: AbortSignal | undefined, done: number) {
   if (signal?.aborted) throw new GenerationCancelledError(done);
 }
@@ -123,7 +130,7 @@ export async function runSectionLoop(opts: LoopOptions, hooks: LoopHooks): Promi
   const [, C, , h, w] = startLatent.shape;
   const contextLen = CONTEXT_1X + CONTEXT_2X + CONTEXT_4X;
   const overlap = 4 * W - 3;
-  const start = T.cast(startLatent, 'f32');
+  const start = T.tidy(() => T.cast(T.toDevice(startLatent, 'cpu'), 'f32'));
 
   let history: T.Tensor;
   let generatedCount: number;
@@ -151,7 +158,7 @@ export async function runSectionLoop(opts: LoopOptions, hooks: LoopHooks): Promi
         for (const v of Object.values(inputs)) if (v instanceof T.Tensor) v.dispose();
       }
       checkCancelled(hooks.signal, s); // a cancelled section's frames are never decoded or reported
-      generated = T.cast(generated, 'f32');
+      generated = takeToCpuF32(generated);
       if (opts.mode === 'original' && isLast && startIsImage) {
         const g = T.cat([start, generated], 2);
         generated.dispose();
@@ -165,17 +172,17 @@ export async function runSectionLoop(opts: LoopOptions, hooks: LoopHooks): Promi
 
       const real = opts.mode === 'original' ? T.slice(history, 2, 0, generatedCount) : T.slice(history, 2, history.shape[2] - generatedCount);
       let nextPixels: T.Tensor;
-      if (!pixels) nextPixels = await hooks.decode(real);
+      if (!pixels) nextPixels = takeToCpuF32(await hooks.decode(real));
       else if (opts.mode === 'original') {
         const n = isLast && startIsImage ? 2 * W + 1 : 2 * W;
         const part = T.slice(real, 2, 0, Math.min(n, real.shape[2]));
-        const current = await hooks.decode(part);
+        const current = takeToCpuF32(await hooks.decode(part));
         nextPixels = softAppend(current, pixels, overlap);
         part.dispose();
         current.dispose();
       } else {
         const part = T.slice(real, 2, Math.max(0, real.shape[2] - 2 * W));
-        const current = await hooks.decode(part);
+        const current = takeToCpuF32(await hooks.decode(part));
         nextPixels = softAppend(pixels, current, overlap);
         part.dispose();
         current.dispose();
@@ -204,7 +211,7 @@ export async function runSectionLoop(opts: LoopOptions, hooks: LoopHooks): Promi
       const postAt = 1 + pad + W;
       const cleanLatentIndices = T.cat([indexRange(0, 1), indexRange(postAt, 1)], 1);
       let post = T.slice(history, 2, 0, 1);
-      if (s === 0 && opts.endLatent) post = T.mul(T.cast(opts.endLatent, 'f32'), opts.endStrength ?? 1);
+      if (s === 0 && opts.endLatent) post = T.mul(T.cast(T.toDevice(opts.endLatent, 'cpu'), 'f32'), opts.endStrength ?? 1);
       return {
         index: s, total: sections, isLast, latentPadding: paddings[s], frames: 4 * W - 3,
         latentIndices,

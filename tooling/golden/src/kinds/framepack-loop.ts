@@ -55,25 +55,17 @@ export const kind: GoldenKind = {
             };
             for (const k of Object.keys(onDevice) as (keyof typeof onDevice)[]) onDevice[k] = T.toDevice(onDevice[k], c.device);
             try {
-              const out = await sampleHunyuan({
+              return await sampleHunyuan({
                 model: (x, timestep, _c, ctx) => dit.forward({ ...cond, ...onDevice, hiddenStates: x, timestep, guidance: ctx.guidance! }),
                 positive: null,
                 width: j.width, height: j.height, frames: s.frames, steps: j.steps, cfg: j.cfg, gs: j.gs, rs: j.rs,
                 generator, dtype: referenceModelDType(j), device: c.device,
               });
-              const host = T.tidy(() => T.cast(T.toDevice(out, 'cpu'), 'f32'));
-              out.dispose();
-              return host;
             } finally {
               T.disposeAll(onDevice);
             }
           },
-          decode: async (l) => {
-            const px = vae.decode(l);
-            const f = T.tidy(() => T.cast(T.toDevice(px, 'cpu'), 'f32'));
-            px.dispose();
-            return f;
-          },
+          decode: async (l) => vae.decode(l),
           onSection: (r) => void frameCounts.push(r.pixels.shape[2]),
         },
       );
