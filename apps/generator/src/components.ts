@@ -23,7 +23,7 @@ import { TorchGenerator, randn, sampleHunyuan, SamplingCancelledError, type Mode
 import { MagCache, TeaCache, createBranchHooks, formatSkipStats, modelFamilyFor, type BranchHooks } from '@framepack/magcache';
 import { BUCKET_OPTIONS, ImageReadError, findNearestBucket, prepareInputImage } from '@framepack/video-io';
 import { GeneratorError, ModelsMissingError } from './errors.js';
-import { GenerationCancelledError, type LoopMode } from './section-loop.js';
+import { GenerationCancelledError, sectionContextOn, type LoopMode } from './section-loop.js';
 import type { Components, SampleRequest, TextConds } from './pipeline.js';
 import { ensureTinyModels } from './tiny/family.js';
 import { planMemory, type MemoryPlan } from './memory-plan.js';
@@ -197,13 +197,8 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
         if (m !== t) moved.push(m);
         return m;
       };
-      const ctxIn = {
-        latentIndices: dev(s.latentIndices),
-        cleanLatents: dev(s.cleanLatents), cleanLatentIndices: dev(s.cleanLatentIndices),
-        cleanLatents2x: dev(s.cleanLatents2x), cleanLatentIndices2x: dev(s.cleanLatent2xIndices),
-        cleanLatents4x: dev(s.cleanLatents4x), cleanLatentIndices4x: dev(s.cleanLatent4xIndices),
-        imageEmbeddings: dev(req.imageEmbeddings),
-      };
+      const sectionCtx = sectionContextOn(s, device);
+      const ctxIn = { ...sectionCtx, imageEmbeddings: dev(req.imageEmbeddings) };
       const conds = new Map<TextConds, TextConds>();
       const condOnDevice = (c: TextConds) => {
         let m = conds.get(c);
@@ -231,7 +226,7 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
         if (e instanceof SamplingCancelledError) throw new GenerationCancelledError(s.index);
         throw e;
       } finally {
-        T.disposeAll(moved);
+        T.disposeAll([moved, sectionCtx]);
         if (hooks) {
           const st = hooks.stats();
           req.onStats?.({ requests: st.requests, hits: st.hits, text: formatSkipStats(p.cache, st) });

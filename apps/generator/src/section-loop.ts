@@ -41,9 +41,20 @@ export interface SectionInputs {
   cleanLatents: T.Tensor;
   cleanLatentIndices: T.Tensor;
   cleanLatents2x: T.Tensor;
-  cleanLatent2xIndices: T.Tensor;
+  cleanLatentIndices2x: T.Tensor;
   cleanLatents4x: T.Tensor;
-  cleanLatent4xIndices: T.Tensor;
+  cleanLatentIndices4x: T.Tensor;
+}
+
+/** The window's DiT context (the packed model's input names) on `device`: fresh views or copies the caller disposes. */
+export function sectionContextOn(s: SectionInputs, device: T.DeviceType) {
+  const on = (t: T.Tensor) => T.toDevice(t, device);
+  return {
+    latentIndices: on(s.latentIndices),
+    cleanLatents: on(s.cleanLatents), cleanLatentIndices: on(s.cleanLatentIndices),
+    cleanLatents2x: on(s.cleanLatents2x), cleanLatentIndices2x: on(s.cleanLatentIndices2x),
+    cleanLatents4x: on(s.cleanLatents4x), cleanLatentIndices4x: on(s.cleanLatentIndices4x),
+  };
 }
 
 export interface SectionResult {
@@ -218,9 +229,9 @@ export async function runSectionLoop(opts: LoopOptions, hooks: LoopHooks): Promi
         cleanLatents: T.cat([start, post], 2),
         cleanLatentIndices,
         cleanLatents2x: T.slice(history, 2, 1, 1 + CONTEXT_2X),
-        cleanLatent2xIndices: indexRange(postAt + 1, CONTEXT_2X),
+        cleanLatentIndices2x: indexRange(postAt + 1, CONTEXT_2X),
         cleanLatents4x: T.slice(history, 2, 1 + CONTEXT_2X, contextLen),
-        cleanLatent4xIndices: indexRange(postAt + 1 + CONTEXT_2X, CONTEXT_4X),
+        cleanLatentIndices4x: indexRange(postAt + 1 + CONTEXT_2X, CONTEXT_4X),
       };
     });
   }
@@ -234,9 +245,9 @@ export async function runSectionLoop(opts: LoopOptions, hooks: LoopHooks): Promi
         cleanLatents: T.cat([start, T.slice(tail, 2, CONTEXT_4X + CONTEXT_2X)], 2),
         cleanLatentIndices: T.cat([indexRange(0, 1), indexRange(1 + CONTEXT_4X + CONTEXT_2X, 1)], 1),
         cleanLatents2x: T.slice(tail, 2, CONTEXT_4X, CONTEXT_4X + CONTEXT_2X),
-        cleanLatent2xIndices: indexRange(1 + CONTEXT_4X, CONTEXT_2X),
+        cleanLatentIndices2x: indexRange(1 + CONTEXT_4X, CONTEXT_2X),
         cleanLatents4x: T.slice(tail, 2, 0, CONTEXT_4X),
-        cleanLatent4xIndices: indexRange(1, CONTEXT_4X),
+        cleanLatentIndices4x: indexRange(1, CONTEXT_4X),
       };
     });
   }

@@ -32,7 +32,7 @@ describe('section schedule', () => {
       { mode: 'original', startLatent: start, windowSize: 9, sections: 4 },
       {
         async sample(s: SectionInputs) {
-          seen.push({ latent: s.latentIndices.toArray(), clean: s.cleanLatentIndices.toArray(), x2: s.cleanLatent2xIndices.toArray(), x4: s.cleanLatent4xIndices.toArray(), ctx1: s.cleanLatents.toArray() });
+          seen.push({ latent: s.latentIndices.toArray(), clean: s.cleanLatentIndices.toArray(), x2: s.cleanLatentIndices2x.toArray(), x4: s.cleanLatentIndices4x.toArray(), ctx1: s.cleanLatents.toArray() });
           return T.full([1, 2, 9, 1, 1], s.index + 1);
         },
         decode: fakeDecode,

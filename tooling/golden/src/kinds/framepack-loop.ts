@@ -11,7 +11,7 @@ import { openSafetensors } from '@framepack/safetensors';
 import { HunyuanVideoTransformer3DModelPacked } from '@framepack/dit-model';
 import { configFromDiffusers, HunyuanVideoVae } from '@framepack/vae-tiling';
 import { sampleHunyuan, TorchGenerator } from '@framepack/k-diffusion';
-import { runSectionLoop, totalSections, type LoopMode } from '@framepack/generator';
+import { runSectionLoop, sectionContextOn, totalSections, type LoopMode } from '@framepack/generator';
 import { compareOutputs, referenceModelDType, withExactCheck } from '../compare.js';
 import type { GoldenCase, GoldenKind } from '../types.js';
 
@@ -47,13 +47,7 @@ export const kind: GoldenKind = {
         {
           sample: async (s) => {
             // the loop keeps its history on the CPU (as the reference worker does); the DiT reads from its device
-            const onDevice = {
-              latentIndices: s.latentIndices,
-              cleanLatents: s.cleanLatents, cleanLatentIndices: s.cleanLatentIndices,
-              cleanLatents2x: s.cleanLatents2x, cleanLatentIndices2x: s.cleanLatent2xIndices,
-              cleanLatents4x: s.cleanLatents4x, cleanLatentIndices4x: s.cleanLatent4xIndices,
-            };
-            for (const k of Object.keys(onDevice) as (keyof typeof onDevice)[]) onDevice[k] = T.toDevice(onDevice[k], c.device);
+            const onDevice = sectionContextOn(s, c.device);
             try {
               return await sampleHunyuan({
                 model: (x, timestep, _c, ctx) => dit.forward({ ...cond, ...onDevice, hiddenStates: x, timestep, guidance: ctx.guidance! }),
