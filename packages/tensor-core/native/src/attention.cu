@@ -697,7 +697,7 @@ void launchAttention(const AttnArgs& a) {
   const bool half = a.dt == DT_BF16 || a.dt == DT_F16;
   if (half && a.D == a.Dv && a.D <= 128 && a.Lk > 0 && smMajor() >= 8 && getenv("FRAMEPACK_ATTN_GENERIC") == nullptr) {
     const bool aligned = a.D % 8 == 0 && ((uintptr_t)a.q & 15) == 0 && ((uintptr_t)a.k & 15) == 0 && ((uintptr_t)a.v & 15) == 0 && ((uintptr_t)a.o & 15) == 0;
-    if (aligned && smMajor() == 9 && getenv("FRAMEPACK_ATTN_V1") == nullptr && launchAttentionSm90(a)) return;
+    if (aligned && smMajor() == 9 && !getenv("FRAMEPACK_ATTN_V1") && !getenv("FRAMEPACK_ATTN_V2") && launchAttentionSm90(a)) return;
     // unmasked (the DiT at batch 1, causal LLaMA): v4 with 32 rows per warp; masked: v2 (per-column key masks).
     // FRAMEPACK_ATTN_V2=1 / FRAMEPACK_ATTN_V1=1 force the older kernels (benchmarks, checks).
     if (aligned && a.D >= 48 && !a.mask && getenv("FRAMEPACK_ATTN_V2") == nullptr && getenv("FRAMEPACK_ATTN_V1") == nullptr) {

@@ -1,11 +1,16 @@
-// Flash attention on Hopper tensor cores (sm_90a wgmma), for bf16/f16 with head dim 64 or 128.
-// CTA = 2 warpgroups x 64 query rows; K/V tiles of 128 keys double-buffered with cp.async. S = Q K^T is a
-// shared-memory x shared-memory wgmma, P stays in registers (accumulator layout == A-operand layout) for
-// O += P V, with V read transposed from the same tile layout. Tiles are stored as 8-row x 16-byte core matrices
-// (no swizzle): element (r, c) of a [rows][D] tile sits at (r/8)*(D/8)*64 + (c/8)*64 + (r%8)*8 + c%8.
+// Flash attention on Hopper (sm_90a), bf16/f16, head dim 64 or 128, warp-specialised in the FlashAttention-3 style:
+//   - warpgroup 0 is the producer: one thread issues bulk tensor copies (TMA) of the Q tile once and of the K/V tiles
+//     into a 2-stage ring, each completing on an mbarrier; it gives its registers to the consumers (setmaxnreg);
+//   - warpgroups 1 and 2 are consumers, 64 query rows each: S = Q K^T (wgmma, both operands in shared memory),
+//     online softmax in registers, O += P V (wgmma, P from registers: the accumulator layout is the A layout), then
+//     they release the stage. The two consumers run independently, so one's softmax overlaps the other's products.
+// Tiles use the 128-byte swizzle that TMA writes and wgmma reads: a [rows][D] tile is stored as D/64 column halves of
+// [rows][64] (128-byte rows, 16-byte chunk index XOR row % 8), each half 1024-byte aligned.
 #include "common.cuh"
+#include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <mutex>
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define FP_WGMMA 1
@@ -14,17 +19,45 @@
 
 namespace {
 
+constexpr int BM = 128, BN = 128, STAGES = 2, THREADS = 384;
+
+template <int D>
+struct Smem {
+  static constexpr int Q = BM * D * 2, KV = BN * D * 2;
+  static constexpr int BYTES = Q + 2 * STAGES * KV + 1024 /* barriers */ + 1024 /* alignment slack */;
+};
+
 #ifdef FP_WGMMA
-__device__ __forceinline__ uint64_t desc(const void* p, uint32_t lbo, uint32_t sbo) {
-  const uint64_t addr = (uint64_t)__cvta_generic_to_shared(p);
-  return ((addr & 0x3FFFF) >> 4) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) | ((uint64_t)((sbo >> 4) & 0x3FFF) << 32);
+__device__ __forceinline__ uint32_t sAddr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+// wgmma matrix descriptor, 128-byte swizzle. K-major operands (Q, K): SBO = 1024 (8-row groups), LBO unused.
+// MN-major operand (V read as B = V with N = head dim): LBO = stride between 64-column halves, SBO = 1024.
+__device__ __forceinline__ uint64_t desc128(uint32_t addr, uint32_t lbo) {
+  return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
 }
 __device__ __forceinline__ void wgFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgWait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-__device__ __forceinline__ void cpAsync16z(void* smem, const void* gmem, bool pred) {
-  const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(pred ? 16 : 0));
+
+__device__ __forceinline__ void mbarInit(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbarExpectTx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbarArrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbarWait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  do {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+  } while (!done);
+}
+// One [rows][64] box of a (BH, L, D) tensor into shared memory; completes `bytes` on the mbarrier.
+__device__ __forceinline__ void tmaLoad3(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2, uint32_t bar) {
+  asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+               ::"r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
 }
 __device__ __forceinline__ float ex2(float x) {
   float y;
@@ -41,212 +74,240 @@ __device__ __forceinline__ uint32_t pk(float lo, float hi) {
     return *reinterpret_cast<uint32_t*>(&v);
   }
 }
-template <int D, int ROWS, int THREADS>
-__device__ __forceinline__ void tileAsync(uint16_t* dst, const uint16_t* src, int r0, int rows) {
-  constexpr int CH = D / 8;
-  for (int t = threadIdx.x; t < ROWS * CH; t += THREADS) {
-    const int r = t / CH, c = t % CH, gr = r0 + r;
-    const bool in = gr < rows;
-    cpAsync16z(dst + (r >> 3) * (CH * 64) + c * 64 + (r & 7) * 8, in ? src + (int64_t)gr * D + c * 8 : src, in);
-  }
-}
 #endif
 
-template <int D, int F3_BN, int WG, bool BF16>
-__global__ void __launch_bounds__(128 * WG) kFlash3(AttnArgs a) {
+struct Maps {
+  CUtensorMap q, k, v;
+};
+
+template <int D, bool BF16>
+__global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ Maps maps, AttnArgs a) {
 #ifdef FP_WGMMA
-  constexpr int F3_BM = 64 * WG, F3_THREADS = 128 * WG;
-  extern __shared__ __align__(128) uint16_t sm[];
-  constexpr int CH = D / 8, QSZ = F3_BM * D, KSZ = F3_BN * D;
-  uint16_t* Qs = sm;
-  uint16_t* Kb = sm + QSZ;
-  uint16_t* Vb = Kb + 2 * KSZ;
-  const int tid = threadIdx.x, wg = tid >> 7, wl = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, c2 = (lane & 3) * 2;
-  const int bh = blockIdx.y, b = bh / a.H, h = bh % a.H, q0 = blockIdx.x * F3_BM;
-  const uint16_t* Q = (const uint16_t*)a.q + (int64_t)bh * a.Lq * D;
-  const uint16_t* K = (const uint16_t*)a.k + (int64_t)bh * a.Lk * D;
-  const uint16_t* V = (const uint16_t*)a.v + (int64_t)bh * a.Lk * D;
-  const int rowA = q0 + wg * 64 + wl * 16 + g, rowB = rowA + 8;
+  constexpr int HALVES = D / 64;
+  extern __shared__ uint8_t smRaw[];
+  // 1024-byte alignment for the swizzled tiles (the swizzle pattern is taken from address bits)
+  uint8_t* sm = (uint8_t*)(((uintptr_t)smRaw + 1023) & ~(uintptr_t)1023);
+  const uint32_t qS = sAddr(sm), kS = qS + Smem<D>::Q, vS = kS + STAGES * Smem<D>::KV;
+  uint64_t* bars = reinterpret_cast<uint64_t*>(sm + Smem<D>::Q + 2 * STAGES * Smem<D>::KV);
+  const uint32_t barQ = sAddr(bars), barK = barQ + 8, barV = barK + 8 * STAGES, barE = barV + 8 * STAGES;
+
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const int bh = blockIdx.y, b = bh / a.H, h = bh % a.H, q0 = blockIdx.x * BM;
   int kvEnd = a.Lk;
-  if (a.causal) kvEnd = min(a.Lk, q0 + F3_BM - 1 + (a.Lk - a.Lq) + 1);
-  const int nt = kvEnd > 0 ? (kvEnd + F3_BN - 1) / F3_BN : 0;
+  if (a.causal) kvEnd = min(a.Lk, q0 + BM - 1 + (a.Lk - a.Lq) + 1);
+  const int nt = kvEnd > 0 ? (kvEnd + BN - 1) / BN : 0;
 
-  tileAsync<D, F3_BM, F3_THREADS>(Qs, Q, q0, a.Lq);
-  if (nt > 0) {
-    tileAsync<D, F3_BN, F3_THREADS>(Kb, K, 0, a.Lk);
-    tileAsync<D, F3_BN, F3_THREADS>(Vb, V, 0, a.Lk);
+  if (tid == 0) {
+    mbarInit(barQ, 1);
+    for (int s = 0; s < STAGES; s++) {
+      mbarInit(barK + 8 * s, 1);
+      mbarInit(barV + 8 * s, 1);
+      mbarInit(barE + 8 * s, 256);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  asm volatile("cp.async.commit_group;\n" ::);
+  __syncthreads();
 
-  float o[D / 2];
-#pragma unroll
-  for (int i = 0; i < D / 2; i++) o[i] = 0.f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-  const float sl2 = a.scale * 1.4426950408889634f;
-  const uint32_t rowGroupBytes = CH * 128;  // one 8-row group of a tile
-  // V is read transposed (MN-major): LBO = stride between 8-key groups (along K), SBO = between 8-column chunks
-  const uint32_t vl = rowGroupBytes, vs = 128;
-  const uint16_t* Qw = Qs + wg * 8 * (CH * 64);  // this warpgroup's 64 rows
-
-  for (int t = 0; t < nt; t++) {
-    const int kv0 = t * F3_BN, buf = t & 1;
-    if (t + 1 < nt) {
-      tileAsync<D, F3_BN, F3_THREADS>(Kb + (buf ^ 1) * KSZ, K, kv0 + F3_BN, a.Lk);
-      tileAsync<D, F3_BN, F3_THREADS>(Vb + (buf ^ 1) * KSZ, V, kv0 + F3_BN, a.Lk);
-    }
-    asm volatile("cp.async.commit_group;\n" ::);
-    asm volatile("cp.async.wait_group 1;\n" ::);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();
-    const uint16_t* Ks = Kb + buf * KSZ;
-    const uint16_t* Vs = Vb + buf * KSZ;
-
-    // masking (as the sm_80 kernel): key-only masks per column, causal only on tiles crossing the diagonal
-    const bool tail = kv0 + F3_BN > a.Lk;
-    const bool causalHere = a.causal && kv0 + F3_BN - 1 > q0 + wg * 64 + wl * 16 + (a.Lk - a.Lq);
-    uint32_t colOk = 0xffffffffu;  // bit j*2+e: column kv0 + 8j + c2 + e
-    constexpr uint32_t ALL = F3_BN == 128 ? 0xffffffffu : 0xffffu;
-    colOk = ALL;
-    bool general = false;
-    if (a.mask && a.mstride[2] == 0) {
-      const uint8_t* mr = a.mask + b * a.mstride[0] + h * a.mstride[1];
-#pragma unroll
-      for (int j = 0; j < F3_BN / 8; j++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const int col = kv0 + j * 8 + c2 + e;
-          if (col >= a.Lk || !mr[(int64_t)col * a.mstride[3]]) colOk &= ~(1u << (j * 2 + e));
-        }
-    } else if (a.mask) {
-      general = true;
-    } else if (tail) {
-#pragma unroll
-      for (int j = 0; j < F3_BN / 8; j++)
-#pragma unroll
-        for (int e = 0; e < 2; e++)
-          if (kv0 + j * 8 + c2 + e >= a.Lk) colOk &= ~(1u << (j * 2 + e));
-    }
-    float s[F3_BN / 2];
-    wgFence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++)
-      if constexpr (F3_BN == 128) wgmmaSS_n128<BF16>(s, desc(Qw + kk * 128, 128, rowGroupBytes), desc(Ks + kk * 128, 128, rowGroupBytes), kk > 0);
-      else wgmmaSS_n64<BF16>(s, desc(Qw + kk * 128, 128, rowGroupBytes), desc(Ks + kk * 128, 128, rowGroupBytes), kk > 0);
-    wgCommit();
-    wgWait0();
-
-    const bool needMask = general || causalHere || !__all_sync(0xffffffffu, colOk == ALL);
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int j = 0; j < F3_BN / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float v = s[j * 4 + e] * sl2;
-        if (needMask) {
-          const int col = kv0 + j * 8 + c2 + (e & 1), row = e < 2 ? rowA : rowB;
-          bool ok = (colOk >> (j * 2 + (e & 1))) & 1u;
-          if (causalHere && col > row + (a.Lk - a.Lq)) ok = false;
-          if (general && ok) {
-            if (col >= a.Lk || row >= a.Lq) ok = false;
-            else ok = a.mask[b * a.mstride[0] + h * a.mstride[1] + (int64_t)row * a.mstride[2] + (int64_t)col * a.mstride[3]] != 0;
-          }
-          if (!ok) v = -INFINITY;
-        }
-        s[j * 4 + e] = v;
-        mx[e >> 1] = fmaxf(mx[e >> 1], v);
+  if (wg == 0) {
+    // ---- producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
+    if (tid == 0) {
+      mbarExpectTx(barQ, Smem<D>::Q);
+      for (int hf = 0; hf < HALVES; hf++) tmaLoad3(qS + hf * BM * 128, &maps.q, hf * 64, q0, bh, barQ);
+      for (int t = 0; t < nt; t++) {
+        const int s = t % STAGES;
+        if (t >= STAGES) mbarWait(barE + 8 * s, ((t / STAGES) - 1) & 1);
+        const uint32_t kd = kS + s * Smem<D>::KV, vd = vS + s * Smem<D>::KV;
+        mbarExpectTx(barK + 8 * s, Smem<D>::KV);
+        for (int hf = 0; hf < HALVES; hf++) tmaLoad3(kd + hf * BN * 128, &maps.k, hf * 64, t * BN, bh, barK + 8 * s);
+        mbarExpectTx(barV + 8 * s, Smem<D>::KV);
+        for (int hf = 0; hf < HALVES; hf++) tmaLoad3(vd + hf * BN * 128, &maps.v, hf * 64, t * BN, bh, barV + 8 * s);
       }
-    float alpha[2];
+    }
+  } else {
+    // ---- consumers: warpgroup cw owns query rows q0 + 64 cw .. + 63
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+    const int cw = wg - 1, wl = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, c2 = (lane & 3) * 2;
+    const int rowA = q0 + cw * 64 + wl * 16 + g, rowB = rowA + 8;
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    const float sl2 = a.scale * 1.4426950408889634f;
+    const uint32_t qW = qS + cw * 64 * 128;  // this warpgroup's 64 rows inside each Q half
+    const uint8_t* mrowp = a.mask ? a.mask + b * a.mstride[0] + h * a.mstride[1] : nullptr;
+    mbarWait(barQ, 0);
+
+    for (int t = 0; t < nt; t++) {
+      const int s = t % STAGES, kv0 = t * BN;
+      const uint32_t par = (t / STAGES) & 1;
+      const uint32_t kb = kS + s * Smem<D>::KV, vb = vS + s * Smem<D>::KV;
+
+      // columns to drop: key-only masks (read per column), the zero-filled tail past Lk; causal per element
+      constexpr uint32_t ALL = 0xffffffffu;  // bit j*2+e: column kv0 + 8j + c2 + e (BN = 128: 32 bits)
+      uint32_t colOk = ALL;
+      if (mrowp) {
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+          for (int e = 0; e < 2; e++) {
+            const int col = kv0 + j * 8 + c2 + e;
+            if (col >= a.Lk || !mrowp[(int64_t)col * a.mstride[3]]) colOk &= ~(1u << (j * 2 + e));
+          }
+      } else if (kv0 + BN > a.Lk) {
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+          for (int e = 0; e < 2; e++)
+            if (kv0 + j * 8 + c2 + e >= a.Lk) colOk &= ~(1u << (j * 2 + e));
+      }
+      const bool causalHere = a.causal && kv0 + BN - 1 > q0 + cw * 64 + wl * 16 + (a.Lk - a.Lq);
+
+      float sc[BN / 2];
+      mbarWait(barK + 8 * s, par);
+      wgFence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t off = (kk & 3) * 32;  // 16 columns = 32 bytes into the 128-byte row
+        wgmmaSS_n128<BF16>(sc, desc128(qW + (kk >> 2) * BM * 128 + off, 16), desc128(kb + (kk >> 2) * BN * 128 + off, 16), kk > 0);
+      }
+      wgCommit();
+      wgWait0();
+
+      const bool needMask = causalHere || !__all_sync(0xffffffffu, colOk == ALL);
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          float v = sc[j * 4 + e] * sl2;
+          if (needMask) {
+            const int col = kv0 + j * 8 + c2 + (e & 1), row = e < 2 ? rowA : rowB;
+            bool ok = (colOk >> (j * 2 + (e & 1))) & 1u;
+            if (causalHere && col > row + (a.Lk - a.Lq)) ok = false;
+            if (!ok) v = -INFINITY;
+          }
+          sc[j * 4 + e] = v;
+          mx[e >> 1] = fmaxf(mx[e >> 1], v);
+        }
+      float alpha[2];
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float mn = fmaxf(mrow[r], mx[r]);
+        const float base = mn == -INFINITY ? 0.f : mn;
+        alpha[r] = ex2(mrow[r] - base);
+        mrow[r] = mn;
+        mx[r] = base;
+      }
+      float rs[2] = {0.f, 0.f};
+#pragma unroll
+      for (int i = 0; i < BN / 2; i++) {
+        const float p = ex2(sc[i] - mx[(i >> 1) & 1]);
+        sc[i] = p;
+        rs[(i >> 1) & 1] += p;
+      }
+      lrow[0] = lrow[0] * alpha[0] + rs[0];
+      lrow[1] = lrow[1] * alpha[1] + rs[1];
+#pragma unroll
+      for (int i = 0; i < D / 2; i++) o[i] *= alpha[(i >> 1) & 1];
+      uint32_t pa[BN / 16][4];
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; kk++) {
+        pa[kk][0] = pk<BF16>(sc[8 * kk + 0], sc[8 * kk + 1]);
+        pa[kk][1] = pk<BF16>(sc[8 * kk + 2], sc[8 * kk + 3]);
+        pa[kk][2] = pk<BF16>(sc[8 * kk + 4], sc[8 * kk + 5]);
+        pa[kk][3] = pk<BF16>(sc[8 * kk + 6], sc[8 * kk + 7]);
+      }
+      mbarWait(barV + 8 * s, par);
+      wgFence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; kk++) {
+        // 16 keys = two 8-row swizzle atoms (SBO 1024) starting at key 16 kk; the head dim's halves are LBO apart
+        const uint64_t dv = desc128(vb + kk * 16 * 128, BN * 128);
+        if constexpr (D == 128) wgmmaRS_n128<BF16>(o, pa[kk], dv);
+        else wgmmaRS_n64<BF16>(o, pa[kk], dv);
+      }
+      wgCommit();
+      wgWait0();
+      mbarArrive(barE + 8 * s);
+    }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float mn = fmaxf(mrow[r], mx[r]);
-      const float base = mn == -INFINITY ? 0.f : mn;
-      alpha[r] = ex2(mrow[r] - base);
-      mrow[r] = mn;
-      mx[r] = base;
+      lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+      lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
     }
-    float rs[2] = {0.f, 0.f};
+    const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f, inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
+    uint16_t* O = (uint16_t*)a.o + (int64_t)bh * a.Lq * D;
 #pragma unroll
-    for (int i = 0; i < F3_BN / 2; i++) {
-      const float p = ex2(s[i] - mx[(i >> 1) & 1]);
-      s[i] = p;
-      rs[(i >> 1) & 1] += p;
+    for (int j = 0; j < D / 8; j++) {
+      const int col = j * 8 + c2;
+      if (rowA < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rowA * D + col) = pk<BF16>(o[4 * j] * inv0, o[4 * j + 1] * inv0);
+      if (rowB < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rowB * D + col) = pk<BF16>(o[4 * j + 2] * inv1, o[4 * j + 3] * inv1);
     }
-    lrow[0] = lrow[0] * alpha[0] + rs[0];
-    lrow[1] = lrow[1] * alpha[1] + rs[1];
-#pragma unroll
-    for (int i = 0; i < D / 2; i++) o[i] *= alpha[(i >> 1) & 1];
-    uint32_t pa[F3_BN / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < F3_BN / 16; kk++) {
-      pa[kk][0] = pk<BF16>(s[8 * kk + 0], s[8 * kk + 1]);
-      pa[kk][1] = pk<BF16>(s[8 * kk + 2], s[8 * kk + 3]);
-      pa[kk][2] = pk<BF16>(s[8 * kk + 4], s[8 * kk + 5]);
-      pa[kk][3] = pk<BF16>(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-    wgFence();
-#pragma unroll
-    for (int kk = 0; kk < F3_BN / 16; kk++) {
-      const uint64_t dv = desc(Vs + kk * 2 * (CH * 64), vl, vs);
-      if constexpr (D == 128) wgmmaRS_n128<BF16>(o, pa[kk], dv);
-      else wgmmaRS_n64<BF16>(o, pa[kk], dv);
-    }
-    wgCommit();
-    wgWait0();
-    __syncthreads();
-  }
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
-    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
-  }
-  const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f, inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
-  uint16_t* O = (uint16_t*)a.o + (int64_t)bh * a.Lq * D;
-#pragma unroll
-  for (int j = 0; j < D / 8; j++) {
-    const int col = j * 8 + c2;
-    if (rowA < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rowA * D + col) = pk<BF16>(o[4 * j] * inv0, o[4 * j + 1] * inv0);
-    if (rowB < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rowB * D + col) = pk<BF16>(o[4 * j + 2] * inv1, o[4 * j + 3] * inv1);
   }
 #endif
 }
 
-template <int D, int BN, int WG, bool BF16>
-bool run3(const AttnArgs& a) {
+// cuTensorMapEncodeTiled from the driver, found through the runtime (no -lcuda at link time).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
+                                 const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                 CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+EncodeTiled encodeTiled() {
+  static EncodeTiled fn = nullptr;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) == cudaSuccess && q == cudaDriverEntryPointSuccess)
+      fn = reinterpret_cast<EncodeTiled>(p);
+    cudaGetLastError();
+  });
+  return fn;
+}
+// A (BH, L, D) contiguous tensor as a 3-d map with [rows][64] boxes, 128-byte swizzle; rows past L read as zeros.
+bool makeMap(CUtensorMap* m, const void* base, int BH, int L, int D, int rows) {
+  const cuuint64_t dims[3] = {(cuuint64_t)D, (cuuint64_t)L, (cuuint64_t)BH};
+  const cuuint64_t strides[2] = {(cuuint64_t)D * 2, (cuuint64_t)L * D * 2};
+  const cuuint32_t box[3] = {64, (cuuint32_t)rows, 1}, estr[3] = {1, 1, 1};
+  return encodeTiled()(m, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                       CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <int D, bool BF16>
+bool runWs(const AttnArgs& a) {
   static int ok = -1;
-  const int smem = (64 * WG * D + 4 * BN * D) * 2;
+  const int smem = Smem<D>::BYTES;
   if (ok < 0) {
     cudaFuncAttributes attr;
-    ok = cudaFuncGetAttributes(&attr, kFlash3<D, BN, WG, BF16>) == cudaSuccess && attr.binaryVersion == 90 &&
-         cudaFuncSetAttribute(kFlash3<D, BN, WG, BF16>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
+    ok = encodeTiled() != nullptr && cudaFuncGetAttributes(&attr, kFlashWs<D, BF16>) == cudaSuccess && attr.binaryVersion == 90 &&
+         cudaFuncSetAttribute(kFlashWs<D, BF16>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
     cudaGetLastError();
   }
   if (ok != 1) return false;
-  dim3 grid((a.Lq + 64 * WG - 1) / (64 * WG), a.B * a.H);
-  kFlash3<D, BN, WG, BF16><<<grid, 128 * WG, smem, g_stream>>>(a);
+  Maps m;
+  const int BH = a.B * a.H;
+  if (!makeMap(&m.q, a.q, BH, a.Lq, D, BM) || !makeMap(&m.k, a.k, BH, a.Lk, D, BN) || !makeMap(&m.v, a.v, BH, a.Lk, D, BN)) return false;
+  dim3 grid((a.Lq + BM - 1) / BM, BH);
+  kFlashWs<D, BF16><<<grid, THREADS, smem, g_stream>>>(m, a);
   return true;
-}
-template <int D, bool BF16>
-bool pick(const AttnArgs& a, int variant) {
-  switch (variant) {
-    case 1: return run3<D, 128, 2, BF16>(a);  // 128 rows (2 warpgroups), 128-key tiles, 1 CTA per SM
-    default: return run3<D, 64, 1, BF16>(a);  // 64 rows (1 warpgroup), 64-key tiles, 2 CTAs per SM
-  }
 }
 }  // namespace
 
-/** The Hopper path (FRAMEPACK_ATTN_WGMMA=1): true when it ran (sm_90 device, built with the 90a target, head dim 64/128, aligned halves). */
+/**
+ * The Hopper path: true when it ran (sm_90 device, built with the 90a target, head dim 64/128, bf16/f16, no mask or a
+ * key-only mask). FRAMEPACK_ATTN_WGMMA=0 turns it off (benchmarks against the sm_80 kernels).
+ */
 bool launchAttentionSm90(const AttnArgs& a) {
   if (!strstr(FRAMEPACK_CUDA_ARCHS, "90a")) return false;
-  // opt-in for now: measured on an H100 it trails the sm_80 mma.sync kernel (no warp specialization yet)
   const char* on = getenv("FRAMEPACK_ATTN_WGMMA");
-  if (!on || on[0] != '1') return false;
+  if (on && on[0] == '0') return false;
   if (a.D != a.Dv || (a.D != 64 && a.D != 128) || (a.dt != DT_BF16 && a.dt != DT_F16)) return false;
+  if (a.mask && a.mstride[2] != 0) return false;  // per-query masks: the sm_80 kernels
+  if ((int64_t)a.B * a.H > 65535) return false;
   const bool bf = a.dt == DT_BF16;
-  const char* v = getenv("FRAMEPACK_WGMMA_VARIANT");
-  const int variant = v ? atoi(v) : 1;
-  bool ran = a.D == 128 ? (bf ? pick<128, true>(a, variant) : pick<128, false>(a, variant)) : (bf ? pick<64, true>(a, variant) : pick<64, false>(a, variant));
-  if (ran) checkLaunch("attention (flash, wgmma)");
+  const bool ran = a.D == 128 ? (bf ? runWs<128, true>(a) : runWs<128, false>(a)) : (bf ? runWs<64, true>(a) : runWs<64, false>(a));
+  if (ran) checkLaunch("attention (flash, warp-specialised wgmma)");
   return ran;
 }
