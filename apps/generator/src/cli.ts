@@ -68,6 +68,7 @@ export function buildProgram(): Command {
     .option('--preview <png>', 'keep writing a latent->RGB preview of the current step to this PNG')
     .option('--lora <path[:weight]>', 'merge a LoRA (diffusers/PEFT, kohya/musubi or original HunyuanVideo names); repeatable', collectLora, [])
     .option('--tiny', 'use the embedded tiny test models (fast, no download; the video is NOT meaningful)')
+    .option('--save-latents <file>', 'also write the generated latents (f32) as safetensors (key `latents`), e.g. to compare runs')
     .option('--json', 'print progress and the result as JSON lines')
     .option('-v, --verbose', 'say more (the memory plan under --vram-budget)')
     .action(async (o) => {
@@ -121,6 +122,7 @@ export function buildProgram(): Command {
           signal: controller.signal,
           onProgress,
           previews: !!o.preview,
+          saveLatents: o.saveLatents,
         });
         bar?.stop();
         if (o.json) process.stdout.write(`${JSON.stringify({ event: 'done', ...result })}\n`);

@@ -84,8 +84,31 @@ export interface ProgressEvent {
   preview?: RgbImage;
 }
 
+/** Device-memory statistics of the device the components run on (the allocator's view). */
+export interface MemoryProbe {
+  /** Bytes in live tensors and bytes held from the driver (live + cached; equal on the CPU), with their peaks. */
+  read(): { allocatedBytes: number; reservedBytes: number; peakAllocatedBytes: number; peakReservedBytes: number };
+  /** Start a new peak window (at a stage's start). */
+  resetPeak(): void;
+  /** Wait for queued device work, so a stage's time and peak are its own. */
+  synchronize(): void;
+}
+
+/** Peak device memory of one stage (GiB): live tensors and what the allocator held. */
+export interface StagePeak {
+  peakAllocatedGiB: number;
+  peakReservedGiB: number;
+}
+
 export interface RunOptions {
   signal?: AbortSignal;
+  /**
+   * Per-stage device-memory peaks and synchronised stage times (textEncode, imageEncode, vaeEncode, sample,
+   * decode) go into `JobResult.memory` / `timings`.
+   */
+  memory?: MemoryProbe;
+  /** The generated latents of the whole video (1, C, t, h, w; f32, CPU) before they are freed (e.g. to save them). */
+  onLatents?(latents: T.Tensor): void | Promise<void>;
   onProgress?(e: ProgressEvent): void;
   /** Compute previews for progress events. */
   previews?: boolean;
@@ -104,6 +127,8 @@ export interface JobResult {
   /** With --teacache/--magcache: model calls decided and skipped over the job. */
   stepSkipping?: { requests: number; hits: number; text: string };
   timings: Record<string, number>;
+  /** With `RunOptions.memory`: each stage's device peak, and `job`, the highest over the job. */
+  memory?: Record<string, StagePeak>;
 }
 
 const black = (height: number, width: number): RgbImage => ({ width, height, data: new Uint8Array(width * height * 3) });
@@ -112,6 +137,26 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
   const t0 = performance.now();
   const timings: Record<string, number> = {};
   const mark = (name: string, since: number) => (timings[name] = (timings[name] ?? 0) + (performance.now() - since) / 1000);
+  // stage windows: time (synchronised with the device) and device peak; a stage that recurs keeps its highest peak
+  const probe = opts.memory;
+  const memory: Record<string, StagePeak> | undefined = probe ? {} : undefined;
+  const gib = (b: number) => Number((b / 2 ** 30).toFixed(3));
+  const stageStart = () => {
+    probe?.synchronize();
+    probe?.resetPeak();
+    return performance.now();
+  };
+  const stageEnd = (name: string, since: number) => {
+    if (probe && memory) {
+      probe.synchronize();
+      const m = probe.read();
+      for (const key of [name, 'job']) {
+        const prev = memory[key];
+        memory[key] = { peakAllocatedGiB: Math.max(prev?.peakAllocatedGiB ?? 0, gib(m.peakAllocatedBytes)), peakReservedGiB: Math.max(prev?.peakReservedGiB ?? 0, gib(m.peakReservedBytes)) };
+      }
+    }
+    mark(name, since);
+  };
   const sections = totalSections(params.seconds, params.window);
   const stepsTotal = sections * params.steps;
   let stepsDone = 0;
@@ -131,6 +176,7 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
   const disposables: T.Tensor[] = [];
   const own = <X extends T.Tensor>(t: X) => (disposables.push(t), t);
   try {
+    let tStage = stageStart();
     // Prompts: a plain prompt conditions every section; timestamped ones are blended per section (prompt-blender),
     // each unique prompt encoded once.
     const schedule = parsePromptSchedule(params.prompt, { videoSeconds: params.seconds });
@@ -159,8 +205,12 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
       negativeFor = () => neg;
     }
     c.release?.('text');
+    stageEnd('textEncode', tStage);
+    tStage = stageStart();
     const imageEmbeddings = own(await c.encodeImage(image ?? black(height, width)));
     c.release?.('image');
+    stageEnd('imageEncode', tStage);
+    tStage = stageStart();
     let startLatent: T.Tensor;
     if (image) {
       const px = imageToTensor(image);
@@ -179,6 +229,7 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
       endLatent = own(await c.vaeEncode(px));
       px.dispose();
     }
+    stageEnd('vaeEncode', tStage);
     mark('encode', tEnc);
 
     // 2. the section loop
@@ -194,7 +245,7 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
       {
         signal: opts.signal,
         sample: async (section) => {
-          const t = performance.now();
+          const t = stageStart();
           try {
             return await c.sample({
               section, positive: sectionsConds[section.index], negative: negativeFor(sectionsConds[section.index]), imageEmbeddings, width, height, params, noise: generator, signal: opts.signal, onStats,
@@ -205,16 +256,16 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
               },
             });
           } finally {
-            mark('sample', t);
+            stageEnd('sample', t);
           }
         },
         decode: async (l) => {
-          const t = performance.now();
+          const t = stageStart();
           progress({ stage: 'decode', section: Math.min(sections - 1, Math.round(stepsDone / params.steps) - 1), step: params.steps });
           try {
             return await c.vaeDecode(l);
           } finally {
-            mark('decode', t);
+            stageEnd('decode', t);
           }
         },
         onSection: async (r) => {
@@ -225,13 +276,17 @@ export async function runJob(c: Components, params: GenerateParams, opts: RunOpt
         },
       },
     );
-    latents.dispose();
+    try {
+      await opts.onLatents?.(latents);
+    } finally {
+      latents.dispose();
+    }
     const frames = pixels.shape[2];
     const expected = image ? expectedPixelFrames(params.mode, sections, params.window) : frames;
     if (frames !== expected) throw new Error(`internal: ${frames} frames decoded, ${expected} expected`);
     timings.total = (performance.now() - t0) / 1000;
     progress({ stage: 'done', section: sections - 1, step: params.steps });
-    return { pixels, width, height, frames, sections, promptTruncated: truncated, stepSkipping, timings };
+    return { pixels, width, height, frames, sections, promptTruncated: truncated, stepSkipping, timings, ...(memory ? { memory } : {}) };
   } catch (e) {
     if (e instanceof GenerationCancelledError) throw new GeneratorError(e.message, 'CANCELLED', { sectionsDone: e.sectionsDone });
     if (e instanceof T.OutOfMemoryError) {

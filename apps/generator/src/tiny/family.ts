@@ -56,11 +56,14 @@ export const tinyConfigs = {
   },
 } as const;
 
+/** The config.json objects of a family (the keys are the component folders). */
+export type FamilyConfigs = { [K in keyof typeof tinyConfigs]: Record<string, unknown> };
+
 /**
  * Which safetensors file, storage dtype and key prefix each weighted component uses (as the real repos do); the
- * names and shapes are the ones each package's loader expects for the config.
+ * names and shapes are the ones each package's loader expects for the config. Shared with the full-size family.
  */
-const components: { folder: keyof typeof tinyConfigs; part: keyof ModelShapes; file: string; dtype: T.DType; prefix: string }[] = [
+export const FAMILY_COMPONENTS: { folder: keyof typeof tinyConfigs; part: keyof ModelShapes; file: string; dtype: T.DType; prefix: string }[] = [
   { folder: 'transformer', part: 'dit', file: 'diffusion_pytorch_model.safetensors', dtype: 'bf16', prefix: '' },
   { folder: 'vae', part: 'vae', file: 'diffusion_pytorch_model.safetensors', dtype: 'f16', prefix: '' },
   { folder: 'text_encoder', part: 'llama', file: 'model.safetensors', dtype: 'f16', prefix: '' },
@@ -69,8 +72,8 @@ const components: { folder: keyof typeof tinyConfigs; part: keyof ModelShapes; f
 ];
 
 /** FNV-1a of the parameter name mixed with the family seed: each tensor is independent of the order of the others. */
-function seedFor(name: string): number {
-  let h = 0x811c9dc5 ^ TINY_SEED;
+export function seedFor(name: string, seed = TINY_SEED): number {
+  let h = 0x811c9dc5 ^ seed;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
   return h >>> 0;
 }
@@ -94,19 +97,36 @@ function normals(n: number, seed: number): Float32Array {
   return out;
 }
 
+/** How a parameter is drawn: biases 0, norm scales 1, else normal with a standard deviation. */
+export type ParameterInit = { kind: 'zeros' } | { kind: 'ones' } | { kind: 'normal'; std: number };
+
 /** Norm scales 1, biases 0, embeddings N(0, 1), projections N(0, 1/fan_in) (modulation layers smaller). */
-export function tinyParameter(name: string, shape: readonly number[]): Float32Array {
+export function parameterInit(name: string, shape: readonly number[]): ParameterInit {
   const n = shape.reduce((a, b) => a * b, 1);
-  const isBias = name.endsWith('bias');
-  if (isBias) return new Float32Array(n);
-  if (shape.length === 1) return new Float32Array(n).fill(1);
-  const values = normals(n, seedFor(name));
+  if (name.endsWith('bias')) return { kind: 'zeros' };
+  if (shape.length === 1) return { kind: 'ones' };
   const isEmbedding = /embed_tokens|token_embedding|position_embedding|probe/.test(name);
   const fanIn = n / shape[0];
   const modulation = /norm1\.linear|norm1_context\.linear|norm\.linear|norm_out\.linear/.test(name);
-  const std = isEmbedding ? 1 : (modulation ? 0.2 : 1) / Math.sqrt(fanIn);
-  for (let i = 0; i < n; i++) values[i] *= std;
+  return { kind: 'normal', std: isEmbedding ? 1 : (modulation ? 0.2 : 1) / Math.sqrt(fanIn) };
+}
+
+export function tinyParameter(name: string, shape: readonly number[]): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const init = parameterInit(name, shape);
+  if (init.kind === 'zeros') return new Float32Array(n);
+  if (init.kind === 'ones') return new Float32Array(n).fill(1);
+  const values = normals(n, seedFor(name));
+  for (let i = 0; i < n; i++) values[i] *= init.std;
   return values;
+}
+
+/** Writes each component's config.json (the processor's preprocessor_config.json) under `folderOf(component)`. */
+export function writeFamilyConfigs(configs: FamilyConfigs, folderOf: (folder: keyof typeof tinyConfigs) => string): void {
+  for (const [folder, config] of Object.entries(configs) as [keyof typeof tinyConfigs, unknown][]) {
+    mkdirSync(folderOf(folder), { recursive: true });
+    writeFileSync(join(folderOf(folder), folder === 'feature_extractor' ? 'preprocessor_config.json' : 'config.json'), JSON.stringify(config, null, 2));
+  }
 }
 
 /** The cache folder ($FRAMEPACK_CACHE or ~/.cache/framepack). */
@@ -125,11 +145,9 @@ export function ensureTinyModels(dir = tinyModelDir()): string {
       mkdirSync(join(tmp, folder), { recursive: true });
       writeFileSync(join(tmp, folder, file), typeof content === 'string' ? content : JSON.stringify(content, null, 2));
     };
-    for (const [folder, config] of Object.entries(tinyConfigs)) {
-      write(folder, folder === 'feature_extractor' ? 'preprocessor_config.json' : 'config.json', config);
-    }
+    writeFamilyConfigs(tinyConfigs, (folder) => join(tmp, folder));
     const shapes = modelShapesFromConfigs(tinyConfigs);
-    for (const c of components) {
+    for (const c of FAMILY_COMPONENTS) {
       const tensors: Record<string, T.Tensor> = {};
       for (const [key, shape] of shapes[c.part].shapes) {
         const name = c.prefix + key;
