@@ -133,6 +133,10 @@ for (const S of [5585, 19385]) {
     const ms = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 5 : 10);
     const flop = 4 * 24 * S * S * 128;
     emit({ kind: 'attention', S, heads: 24, headDim: 128, dtype: 'bf16', ms, tflops: flop / (ms * 1e-3) / 1e12 });
+    process.env.FRAMEPACK_ATTN_PINGPONG = '0';
+    const msnp = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 5 : 10);
+    delete process.env.FRAMEPACK_ATTN_PINGPONG;
+    emit({ kind: 'attention-no-pingpong', S, ms: msnp, tflops: flop / (msnp * 1e-3) / 1e12 });
     if (!attentionOnly) {
       process.env.FRAMEPACK_ATTN_V1 = '1';
       const msv1 = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 3 : 10);

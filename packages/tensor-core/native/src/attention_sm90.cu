@@ -37,6 +37,24 @@ __device__ __forceinline__ uint64_t desc128(uint32_t addr, uint32_t lbo) {
 __device__ __forceinline__ void wgFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgWait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void wgWait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+// pins register values at this point of the instruction stream, so the compiler does not move their definitions
+// into a wgmma pipeline stage (which would serialise the wgmma instructions, ptxas C7513)
+template <int N>
+__device__ __forceinline__ void fenceRegs(float* r) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void fenceRegs(uint32_t (*r)[4]) {
+#pragma unroll
+  for (int i = 0; i < N; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+// named barriers between the two consumer warpgroups (256 threads: 128 wait, 128 arrive)
+__device__ __forceinline__ void namedSync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void namedArrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 
 __device__ __forceinline__ void mbarInit(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
@@ -81,7 +99,7 @@ struct Maps {
 };
 
 template <int D, bool BF16>
-__global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ Maps maps, AttnArgs a) {
+__global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ Maps maps, AttnArgs a, int pingpong) {
 #ifdef FP_WGMMA
   constexpr int HALVES = D / 64;
   extern __shared__ uint8_t smRaw[];
@@ -89,7 +107,7 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
   uint8_t* sm = (uint8_t*)(((uintptr_t)smRaw + 1023) & ~(uintptr_t)1023);
   const uint32_t qS = sAddr(sm), kS = qS + Smem<D>::Q, vS = kS + STAGES * Smem<D>::KV;
   uint64_t* bars = reinterpret_cast<uint64_t*>(sm + Smem<D>::Q + 2 * STAGES * Smem<D>::KV);
-  const uint32_t barQ = sAddr(bars), barK = barQ + 8, barV = barK + 8 * STAGES, barE = barV + 8 * STAGES;
+  const uint32_t barQ = sAddr(bars), barK = barQ + 8, barV = barK + 8 * STAGES, barEK = barV + 8 * STAGES, barEV = barEK + 8 * STAGES;
 
   const int tid = threadIdx.x, wg = tid >> 7;
   const int bh = blockIdx.y, b = bh / a.H, h = bh % a.H, q0 = blockIdx.x * BM;
@@ -102,7 +120,8 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
     for (int s = 0; s < STAGES; s++) {
       mbarInit(barK + 8 * s, 1);
       mbarInit(barV + 8 * s, 1);
-      mbarInit(barE + 8 * s, 256);
+      mbarInit(barEK + 8 * s, 256);
+      mbarInit(barEV + 8 * s, 256);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -116,10 +135,11 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
       for (int hf = 0; hf < HALVES; hf++) tmaLoad3(qS + hf * BM * 128, &maps.q, hf * 64, q0, bh, barQ);
       for (int t = 0; t < nt; t++) {
         const int s = t % STAGES;
-        if (t >= STAGES) mbarWait(barE + 8 * s, ((t / STAGES) - 1) & 1);
         const uint32_t kd = kS + s * Smem<D>::KV, vd = vS + s * Smem<D>::KV;
+        if (t >= STAGES) mbarWait(barEK + 8 * s, ((t / STAGES) - 1) & 1);
         mbarExpectTx(barK + 8 * s, Smem<D>::KV);
         for (int hf = 0; hf < HALVES; hf++) tmaLoad3(kd + hf * BN * 128, &maps.k, hf * 64, t * BN, bh, barK + 8 * s);
+        if (t >= STAGES) mbarWait(barEV + 8 * s, ((t / STAGES) - 1) & 1);
         mbarExpectTx(barV + 8 * s, Smem<D>::KV);
         for (int hf = 0; hf < HALVES; hf++) tmaLoad3(vd + hf * BN * 128, &maps.v, hf * 64, t * BN, bh, barV + 8 * s);
       }
@@ -136,13 +156,35 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
     const float sl2 = a.scale * 1.4426950408889634f;
     const uint32_t qW = qS + cw * 64 * 128;  // this warpgroup's 64 rows inside each Q half
     const uint8_t* mrowp = a.mask ? a.mask + b * a.mstride[0] + h * a.mstride[1] : nullptr;
-    mbarWait(barQ, 0);
+    const int warpRow0 = q0 + cw * 64 + wl * 16;
+    // Pingpong: the two consumers take turns issuing their products (named barriers 1 and 2), so one warpgroup's
+    // softmax runs while the other's products use the tensor cores. Consumer 1 lets consumer 0 go first.
+    const int myBar = 1 + cw, otherBar = 2 - cw;
+    if (pingpong && cw == 1) namedArrive(otherBar);
 
-    for (int t = 0; t < nt; t++) {
-      const int s = t % STAGES, kv0 = t * BN;
-      const uint32_t par = (t / STAGES) & 1;
-      const uint32_t kb = kS + s * Smem<D>::KV, vb = vS + s * Smem<D>::KV;
-
+    // S = Q K^T for tile t into sc (issued, not waited)
+    auto issueS = [&](float* sc, int t) {
+      const uint32_t kb = kS + (t % STAGES) * Smem<D>::KV;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t off = (kk & 3) * 32;  // 16 columns = 32 bytes into the 128-byte row
+        wgmmaSS_n128<BF16>(sc, desc128(qW + (kk >> 2) * BM * 128 + off, 16), desc128(kb + (kk >> 2) * BN * 128 + off, 16), kk > 0);
+      }
+    };
+    // O += P V for tile t (issued, not waited): 16 keys = two 8-row swizzle atoms (SBO 1024) from key 16 kk; the
+    // head dim's 64-column halves are LBO apart
+    auto issuePV = [&](const uint32_t (*pa)[4], int t) {
+      const uint32_t vb = vS + (t % STAGES) * Smem<D>::KV;
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; kk++) {
+        const uint64_t dv = desc128(vb + kk * 16 * 128, BN * 128);
+        if constexpr (D == 128) wgmmaRS_n128<BF16>(o, pa[kk], dv);
+        else wgmmaRS_n64<BF16>(o, pa[kk], dv);
+      }
+    };
+    // online softmax of tile t: scores -> probabilities (in place); alpha rescales O and l
+    auto softmax = [&](float* sc, int t, float* alpha) {
+      const int kv0 = t * BN;
       // columns to drop: key-only masks (read per column), the zero-filled tail past Lk; causal per element
       constexpr uint32_t ALL = 0xffffffffu;  // bit j*2+e: column kv0 + 8j + c2 + e (BN = 128: 32 bits)
       uint32_t colOk = ALL;
@@ -161,41 +203,28 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
           for (int e = 0; e < 2; e++)
             if (kv0 + j * 8 + c2 + e >= a.Lk) colOk &= ~(1u << (j * 2 + e));
       }
-      const bool causalHere = a.causal && kv0 + BN - 1 > q0 + cw * 64 + wl * 16 + (a.Lk - a.Lq);
-
-      float sc[BN / 2];
-      mbarWait(barK + 8 * s, par);
-      wgFence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; kk++) {
-        const uint32_t off = (kk & 3) * 32;  // 16 columns = 32 bytes into the 128-byte row
-        wgmmaSS_n128<BF16>(sc, desc128(qW + (kk >> 2) * BM * 128 + off, 16), desc128(kb + (kk >> 2) * BN * 128 + off, 16), kk > 0);
-      }
-      wgCommit();
-      wgWait0();
-
+      const bool causalHere = a.causal && kv0 + BN - 1 > warpRow0 + (a.Lk - a.Lq);
       const bool needMask = causalHere || !__all_sync(0xffffffffu, colOk == ALL);
       float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
       for (int j = 0; j < BN / 8; j++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-          float v = sc[j * 4 + e] * sl2;
+          float v = sc[j * 4 + e];
           if (needMask) {
             const int col = kv0 + j * 8 + c2 + (e & 1), row = e < 2 ? rowA : rowB;
             bool ok = (colOk >> (j * 2 + (e & 1))) & 1u;
             if (causalHere && col > row + (a.Lk - a.Lq)) ok = false;
             if (!ok) v = -INFINITY;
+            sc[j * 4 + e] = v;
           }
-          sc[j * 4 + e] = v;
           mx[e >> 1] = fmaxf(mx[e >> 1], v);
         }
-      float alpha[2];
 #pragma unroll
       for (int r = 0; r < 2; r++) {
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float mn = fmaxf(mrow[r], mx[r]);
+        const float mn = fmaxf(mrow[r], mx[r] * sl2);  // running max, in log2 units
         const float base = mn == -INFINITY ? 0.f : mn;
         alpha[r] = ex2(mrow[r] - base);
         mrow[r] = mn;
@@ -204,15 +233,15 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
       float rs[2] = {0.f, 0.f};
 #pragma unroll
       for (int i = 0; i < BN / 2; i++) {
-        const float p = ex2(sc[i] - mx[(i >> 1) & 1]);
+        const float p = ex2(fmaf(sc[i], sl2, -mx[(i >> 1) & 1]));
         sc[i] = p;
         rs[(i >> 1) & 1] += p;
       }
       lrow[0] = lrow[0] * alpha[0] + rs[0];
       lrow[1] = lrow[1] * alpha[1] + rs[1];
-#pragma unroll
-      for (int i = 0; i < D / 2; i++) o[i] *= alpha[(i >> 1) & 1];
-      uint32_t pa[BN / 16][4];
+    };
+    // probabilities -> bf16/f16 pairs in the A-operand layout of P V (once the previous P V has read the old ones)
+    auto pack = [&](const float* sc, uint32_t (*pa)[4]) {
 #pragma unroll
       for (int kk = 0; kk < BN / 16; kk++) {
         pa[kk][0] = pk<BF16>(sc[8 * kk + 0], sc[8 * kk + 1]);
@@ -220,19 +249,58 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
         pa[kk][2] = pk<BF16>(sc[8 * kk + 4], sc[8 * kk + 5]);
         pa[kk][3] = pk<BF16>(sc[8 * kk + 6], sc[8 * kk + 7]);
       }
-      mbarWait(barV + 8 * s, par);
+    };
+
+    mbarWait(barQ, 0);
+    float sc[BN / 2], alpha[2];
+    uint32_t pa[BN / 16][4];
+    if (nt > 0) {
+      // tile 0: S, softmax (O is still zero: no rescale)
+      mbarWait(barK, 0);
+      if (pingpong) namedSync(myBar);
       wgFence();
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; kk++) {
-        // 16 keys = two 8-row swizzle atoms (SBO 1024) starting at key 16 kk; the head dim's halves are LBO apart
-        const uint64_t dv = desc128(vb + kk * 16 * 128, BN * 128);
-        if constexpr (D == 128) wgmmaRS_n128<BF16>(o, pa[kk], dv);
-        else wgmmaRS_n64<BF16>(o, pa[kk], dv);
-      }
+      issueS(sc, 0);
       wgCommit();
+      if (pingpong) namedArrive(otherBar);
       wgWait0();
-      mbarArrive(barE + 8 * s);
+      mbarArrive(barEK);
+      softmax(sc, 0, alpha);
+      pack(sc, pa);
     }
+    // Tile t: issue S_t, then O += P_{t-1} V_{t-1}; the softmax of S_t runs while that product is on the tensor cores.
+    for (int t = 1; t < nt; t++) {
+      const int s = t % STAGES, sp = (t - 1) % STAGES;
+      mbarWait(barK + 8 * s, (t / STAGES) & 1);
+      mbarWait(barV + 8 * sp, ((t - 1) / STAGES) & 1);
+      if (pingpong) namedSync(myBar);
+      wgFence();
+      issueS(sc, t);
+      wgCommit();
+      issuePV(pa, t - 1);
+      wgCommit();
+      if (pingpong) namedArrive(otherBar);
+      wgWait1();
+      mbarArrive(barEK + 8 * s);
+      softmax(sc, t, alpha);
+      wgWait0();
+      mbarArrive(barEV + 8 * sp);
+#pragma unroll
+      for (int i = 0; i < D / 2; i++) o[i] *= alpha[(i >> 1) & 1];
+      pack(sc, pa);
+    }
+    if (nt > 0) {
+      const int sp = (nt - 1) % STAGES;
+      mbarWait(barV + 8 * sp, ((nt - 1) / STAGES) & 1);
+      if (pingpong) namedSync(myBar);
+      wgFence();
+      issuePV(pa, nt - 1);
+      wgCommit();
+      if (pingpong) namedArrive(otherBar);
+      wgWait0();
+      mbarArrive(barEV + 8 * sp);
+    }
+    // consumer 0 takes the arrival consumer 1 made last (every arrival on a named barrier is matched)
+    if (pingpong && cw == 0) namedSync(myBar);
 #pragma unroll
     for (int r = 0; r < 2; r++) {
       lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
@@ -290,7 +358,8 @@ bool runWs(const AttnArgs& a) {
   const int BH = a.B * a.H;
   if (!makeMap(&m.q, a.q, BH, a.Lq, D, BM) || !makeMap(&m.k, a.k, BH, a.Lk, D, BN) || !makeMap(&m.v, a.v, BH, a.Lk, D, BN)) return false;
   dim3 grid((a.Lq + BM - 1) / BM, BH);
-  kFlashWs<D, BF16><<<grid, THREADS, smem, g_stream>>>(m, a);
+  const char* pp = getenv("FRAMEPACK_ATTN_PINGPONG");  // 0: the consumers issue freely (measurements)
+  kFlashWs<D, BF16><<<grid, THREADS, smem, g_stream>>>(m, a, pp && pp[0] == '0' ? 0 : 1);
   return true;
 }
 }  // namespace
