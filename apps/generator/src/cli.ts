@@ -13,7 +13,13 @@ import { HunyuanVideoGenerator } from './generator.js';
 import { DEFAULTS, resolveParams, type GenerateParams } from './params.js';
 import type { ProgressEvent } from './pipeline.js';
 import { memoryPlanFor, summarizePlan } from './components.js';
-import { fmtGiB, type MemoryPlan } from './memory-plan.js';
+import { fmtGiB, STREAM_WEIGHTS, type MemoryPlan } from './memory-plan.js';
+
+/** `--stream-weights`: how the streamed DiT blocks are stored (only with --vram-budget). */
+const streamWeightsOption = () =>
+  new Option('--stream-weights <format>', 'with --vram-budget: store the streamed DiT blocks as bf16 (default), int8 or fp8 (e4m3, sm_89+) with per-row scales: half the bytes per forward, some quality cost').choices(
+    [...STREAM_WEIGHTS],
+  );
 
 const number = (v: string) => {
   const n = Number(v);
@@ -65,6 +71,7 @@ export function buildProgram(): Command {
     .option('--crf <n>', 'x264 CRF (0-51)', integer, DEFAULTS.crf)
     .addOption(new Option('--device <device>', 'compute device').choices(['cpu', 'cuda']).default('cpu'))
     .option('--vram-budget <GiB>', 'device-memory budget (CUDA): plans what stays resident, what streams, the VAE tiles; caps the allocator', number)
+    .addOption(streamWeightsOption())
     .option('--preview <png>', 'keep writing a latent->RGB preview of the current step to this PNG')
     .option('--lora <path[:weight]>', 'merge a LoRA (diffusers/PEFT, kohya/musubi or original HunyuanVideo names); repeatable', collectLora, [])
     .option('--tiny', 'use the embedded tiny test models (fast, no download; the video is NOT meaningful)')
@@ -86,6 +93,7 @@ export function buildProgram(): Command {
       if (o.tiny) log('framepack: using the embedded tiny test models; the video is NOT meaningful (it only exercises the pipeline)');
       const gen = await HunyuanVideoGenerator.load({
         tiny: !!o.tiny, mode: o.mode, device: o.device, vramBudgetGiB: o.vramBudget, loras: o.lora, planFor: { resolution: o.resolution, window: o.window },
+        ...(o.streamWeights !== undefined ? { streamWeights: o.streamWeights } : {}),
       });
       printPlan(gen.memoryPlan, { json: !!o.json, verbose: !!o.verbose, log });
       for (const l of (gen.models.loras ?? []) as { path: string; format: string; modules: number; unmatched: number }[]) {
@@ -173,10 +181,11 @@ export function buildProgram(): Command {
     .option('--resolution <n>', 'bucket resolution of the jobs', integer, DEFAULTS.resolution)
     .option('--window <n>', 'latent frames per section', integer, DEFAULTS.window)
     .addOption(new Option('--dtype <dtype>', 'compute dtype').choices(['bf16', 'f16', 'f32']).default('bf16'))
+    .addOption(streamWeightsOption())
     .option('--tiny', 'plan for the embedded tiny test models')
     .option('--json', 'print the plan as one JSON line')
     .action((o) => {
-      const plan = memoryPlanFor({ tiny: !!o.tiny, mode: o.mode, vramBudgetGiB: o.vramBudget, dtype: o.dtype, planFor: { resolution: o.resolution, window: o.window } });
+      const plan = memoryPlanFor({ tiny: !!o.tiny, mode: o.mode, vramBudgetGiB: o.vramBudget, dtype: o.dtype, planFor: { resolution: o.resolution, window: o.window }, streamWeights: o.streamWeights });
       printPlan(plan, { json: !!o.json, verbose: true, log: (line) => process.stdout.write(`${line}\n`) });
       if (!plan.fits) throw new GeneratorError(`the models do not fit a ${o.vramBudget} GiB budget: ${plan.problem}`, 'OUT_OF_MEMORY');
     });
@@ -195,7 +204,7 @@ function printPlan(plan: MemoryPlan | null, o: { json: boolean; verbose: boolean
     process.stdout.write(`${JSON.stringify({ event: 'memory-plan', ...summarizePlan(plan) })}\n`);
     return;
   }
-  const dit = plan.dit.mode === 'resident' ? 'DiT resident' : `DiT streamed (${plan.dit.slots} slots, ${plan.dit.residentBlocks} blocks resident)`;
+  const dit = plan.dit.mode === 'resident' ? 'DiT resident' : `DiT streamed (${plan.dit.weights8bit ? `${plan.dit.weights8bit}, ` : ''}${plan.dit.slots} slots, ${plan.dit.residentBlocks} blocks resident)`;
   const peak = Math.max(...plan.phases.map((p) => p.bytes));
   o.log(`framepack: memory plan for ${fmtGiB(plan.budgetBytes)}${plan.fits ? '' : ' (DOES NOT FIT)'}: ${dit}, VAE ${plan.vae.tileLabel}, estimated peak ${fmtGiB(peak)}`);
   if (!o.verbose) return;

@@ -26,7 +26,7 @@ import { GeneratorError, ModelsMissingError } from './errors.js';
 import { GenerationCancelledError, sectionContextOn, type LoopMode } from './section-loop.js';
 import type { Components, SampleRequest, TextConds } from './pipeline.js';
 import { ensureTinyModels } from './tiny/family.js';
-import { planMemory, type MemoryPlan } from './memory-plan.js';
+import { planMemory, STREAM_WEIGHTS, type MemoryPlan, type StreamWeights } from './memory-plan.js';
 import { planModels, readModelShapes } from './model-sizes.js';
 import { DEFAULTS } from './params.js';
 
@@ -43,6 +43,13 @@ export interface LoadOptions {
    * which encoders are loaded per job and the VAE tiles (see memory-plan.ts), and the allocator is capped.
    */
   vramBudgetGiB?: number;
+  /**
+   * How the DiT's streamed blocks are stored when the plan streams them (`--stream-weights`): 'bf16' (default, the
+   * compute dtype), 'int8' (weight-only, per-row scales) or 'fp8' (E4M3, per-row scales; CUDA needs sm_89+). 8-bit
+   * halves the bytes copied per forward and the pinned host memory, at a quality cost (tooling/quant-quality.ts).
+   * Needs `vramBudgetGiB` (or a `memoryPlan`): resident weights are never quantized.
+   */
+  streamWeights?: StreamWeights;
   /** The job shape the memory plan is made for (default: the default resolution and window). */
   planFor?: { resolution?: number; window?: number };
   /**
@@ -74,7 +81,7 @@ export function resolveModelPaths(opts: LoadOptions): Record<ComponentName, stri
 }
 
 /** The DiT, with LoRAs merged as each weight is read from the checkpoint (nothing unmerged is kept in memory). */
-function loadTransformer(dir: string, load: { device: T.DeviceType; dtype: T.DType; streamBlocks?: { slots: number } }, loras: { path: string; weight: number }[]) {
+function loadTransformer(dir: string, load: { device: T.DeviceType; dtype: T.DType; streamBlocks?: { slots: number; weights8bit?: T.Weight8Format } }, loras: { path: string; weight: number }[]) {
   if (!loras.length) return { dit: HunyuanVideoTransformer3DModelPacked.load(dir, load), loraReport: [] };
   const ckpt = openCheckpoint(dir);
   try {
@@ -108,6 +115,7 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
     throw new GeneratorError(`device ${device} is not available (no CUDA build of the tensor-core addon, or no GPU); use --device cpu`, 'BAD_PARAMS');
   }
   if (opts.vramBudgetGiB !== undefined && device === 'cpu') throw new GeneratorError('--vram-budget applies to --device cuda', 'BAD_PARAMS');
+  checkStreamWeights(opts, device);
   const dtype = opts.dtype ?? (device === 'cpu' ? 'f32' : 'bf16');
   const paths = resolveModelPaths(opts);
   const load = { device, dtype };
@@ -115,7 +123,8 @@ export async function loadComponents(opts: LoadOptions = {}): Promise<LoadedComp
   const encLoad = { device, dtype: opts.dtype ?? (device === 'cpu' ? 'f32' : 'f16') } as const;
   const plan = opts.memoryPlan ?? (opts.vramBudgetGiB === undefined ? null : makePlan(opts, opts.vramBudgetGiB, dtype));
   if (plan && device === 'cuda') T.setVramBudget(plan.allocatorBudgetBytes);
-  const ditStream = plan?.dit.mode === 'streamed' ? { streamBlocks: { slots: plan.dit.slots, residentBlocks: plan.dit.residentBlocks } } : {};
+  const w8 = plan?.dit.weights8bit ?? null;
+  const ditStream = plan?.dit.mode === 'streamed' ? { streamBlocks: { slots: plan.dit.slots, residentBlocks: plan.dit.residentBlocks, ...(w8 ? { weights8bit: w8 } : {}) } } : {};
   const { dit, loraReport } = loadTransformer(paths.transformer, { ...load, ...ditStream }, opts.loras ?? []);
   const vae = HunyuanVideoVae.load(paths.vae, encLoad);
   if (plan?.vae.tiling.spatial) vae.enableTiling(plan.vae.tiling);
@@ -283,7 +292,29 @@ export function largestBucket(resolution: number): [number, number] {
  * The memory plan for the models `opts` resolves (their config.json + safetensors headers; nothing is loaded),
  * a budget, a compute dtype and a job shape. It may not fit (`plan.fits`); loading refuses such a plan.
  */
-export function memoryPlanFor(opts: Pick<LoadOptions, 'tiny' | 'mode' | 'paths' | 'planFor'> & { vramBudgetGiB: number; dtype?: T.DType }): MemoryPlan {
+/**
+ * `streamWeights` must be bf16/int8/fp8; 8-bit needs a budget (or a plan that streams, whose own choice must
+ * agree); fp8 on CUDA needs compute capability 8.9+ (Ada, Hopper and newer), the GPUs with FP8 support.
+ */
+function checkStreamWeights(opts: LoadOptions, device: T.DeviceType): void {
+  const f = opts.streamWeights;
+  if (f === undefined) return;
+  if (!STREAM_WEIGHTS.includes(f)) throw new GeneratorError(`--stream-weights must be one of ${STREAM_WEIGHTS.join(', ')}, got ${String(f)}`, 'BAD_PARAMS', { param: 'streamWeights' });
+  if (f === 'bf16') return;
+  if (opts.memoryPlan) {
+    if ((opts.memoryPlan.dit.weights8bit ?? 'bf16') !== f && opts.memoryPlan.dit.mode === 'streamed')
+      throw new GeneratorError(`--stream-weights ${f} differs from the given memory plan's DiT storage (${opts.memoryPlan.dit.weights8bit ?? 'bf16'}): plan with streamWeights '${f}'`, 'BAD_PARAMS', { param: 'streamWeights' });
+  } else if (opts.vramBudgetGiB === undefined) {
+    throw new GeneratorError(`--stream-weights ${f} needs --vram-budget: only the DiT blocks the memory plan streams are stored in 8 bits`, 'BAD_PARAMS', { param: 'streamWeights' });
+  }
+  if (f === 'fp8' && device === 'cuda') {
+    const { major, minor, name } = T.cudaDeviceInfo();
+    if (major * 10 + minor < 89)
+      throw new GeneratorError(`--stream-weights fp8 needs a GPU with FP8 support (compute capability 8.9+: Ada, Hopper or newer); ${name} is ${major}.${minor}: use --stream-weights int8`, 'BAD_PARAMS', { param: 'streamWeights' });
+  }
+}
+
+export function memoryPlanFor(opts: Pick<LoadOptions, 'tiny' | 'mode' | 'paths' | 'planFor' | 'streamWeights'> & { vramBudgetGiB: number; dtype?: T.DType }): MemoryPlan {
   const budgetGiB = opts.vramBudgetGiB;
   if (!(budgetGiB > 0)) throw new GeneratorError(`--vram-budget must be a positive number of GiB, got ${budgetGiB}`, 'BAD_PARAMS', { param: 'vramBudget' });
   const dtype = opts.dtype ?? 'bf16';
@@ -294,6 +325,7 @@ export function memoryPlanFor(opts: Pick<LoadOptions, 'tiny' | 'mode' | 'paths' 
     bytesPerElement: T.BYTES_PER_ELEMENT[dtype],
     models: planModels(readModelShapes(paths), T.BYTES_PER_ELEMENT[dtype]),
     job: { height, width, window: opts.planFor?.window ?? DEFAULTS.window },
+    streamWeights: opts.streamWeights,
   });
 }
 
@@ -310,7 +342,13 @@ export function summarizePlan(p: MemoryPlan): Record<string, unknown> {
   return {
     budgetGiB: gib(p.budgetBytes),
     allocatorBudgetGiB: gib(p.allocatorBudgetBytes),
-    dit: { mode: p.dit.mode, ...(p.dit.mode === 'streamed' ? { slots: p.dit.slots, residentBlocks: p.dit.residentBlocks, streamedGiBPerForward: gib(p.dit.streamedBytesPerForward) } : {}), deviceGiB: gib(p.dit.deviceBytes) },
+    dit: {
+      mode: p.dit.mode,
+      ...(p.dit.mode === 'streamed'
+        ? { slots: p.dit.slots, residentBlocks: p.dit.residentBlocks, streamWeights: p.dit.weights8bit ?? 'bf16', streamedGiBPerForward: gib(p.dit.streamedBytesPerForward), ...(p.dit.weights8bit ? { scratchGiB: gib(p.dit.scratchBytes) } : {}) }
+        : {}),
+      deviceGiB: gib(p.dit.deviceBytes),
+    },
     llama: enc(p.llama),
     clip: enc(p.clip),
     siglip: enc(p.siglip),

@@ -1,7 +1,7 @@
 export * from './section-loop.js';
 export { HunyuanVideoGenerator, type GenerateToFilesOptions, type FilesResult } from './generator.js';
 export { loadComponents, resolveModelPaths, summarizePlan, memoryPlanFor, largestBucket, type LoadOptions, type LoadedComponents } from './components.js';
-export { planMemory, ditTokens, tilingCandidates, type MemoryPlan, type PlanInput, type PlanModels, type PlanJob, type LayeredWeights, type EncoderPlan, type DitPlan, type PhasePeak } from './memory-plan.js';
+export { planMemory, ditTokens, tilingCandidates, STREAM_WEIGHTS, type MemoryPlan, type PlanInput, type PlanModels, type PlanJob, type LayeredWeights, type EncoderPlan, type DitPlan, type PhasePeak, type StreamWeights, type Weights8Bit } from './memory-plan.js';
 export { planModels, readModelShapes, checkpointShapes, type ModelShapes } from './model-sizes.js';
 export { runJob, type Components, type RgbImage, type ProgressEvent, type RunOptions, type JobResult, type TextConds, type Stage } from './pipeline.js';
 export { resolveParams, DEFAULTS, type GenerateParams } from './params.js';

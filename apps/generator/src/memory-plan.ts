@@ -35,8 +35,23 @@ export interface EncoderShape {
   tokens: number;
 }
 
+/**
+ * The DiT blocks stored in 8 bits for streaming (int8 and fp8 have the same layout: a byte per value of each
+ * matrix, an f32 scale per row, biases/norms in the compute dtype), per block in execution order.
+ */
+export interface Weights8Bit {
+  /** Bytes one copy of each block moves (and its pinned host copy holds). */
+  unitBytes: number[];
+  /** Device bytes each block's matrices take once dequantized into the scratch (compute dtype). */
+  scratchBytes: number[];
+}
+
+/** How streamed DiT blocks are stored: the compute dtype ('bf16'), or 8-bit int8 / fp8 (e4m3) with per-row scales. */
+export type StreamWeights = 'bf16' | 'int8' | 'fp8';
+export const STREAM_WEIGHTS: readonly StreamWeights[] = ['bf16', 'int8', 'fp8'];
+
 export interface PlanModels {
-  dit: { weights: LayeredWeights; innerDim: number; patchSize: number; patchSizeT: number };
+  dit: { weights: LayeredWeights; innerDim: number; patchSize: number; patchSizeT: number; weights8bit?: Weights8Bit };
   llama: EncoderShape;
   clip: EncoderShape;
   siglip: EncoderShape;
@@ -70,6 +85,12 @@ export interface PlanInput {
    * 0.75 GiB). The allocator is capped at budget - reserve, so the driver sees the whole process under budget.
    */
   reserveBytes?: number;
+  /**
+   * How streamed DiT blocks are stored (`--stream-weights`, default 'bf16' = the compute dtype). 'int8' / 'fp8'
+   * halve the bytes copied per forward and the pinned host copy; the device holds the 8-bit slots plus one
+   * dequantize scratch (the largest block's matrices in the compute dtype). Resident blocks stay in the compute dtype.
+   */
+  streamWeights?: StreamWeights;
 }
 
 export type Lifetime = 'kept' | 'per-job';
@@ -97,6 +118,10 @@ export interface DitPlan {
   deviceBytes: number;
   /** Host -> device bytes per forward (0 when resident). */
   streamedBytesPerForward: number;
+  /** 8-bit storage of the streamed blocks (null: the compute dtype, or resident). */
+  weights8bit: 'int8' | 'fp8' | null;
+  /** Of `deviceBytes`, the dequantize scratch (8-bit streaming only). */
+  scratchBytes: number;
 }
 
 export interface PhasePeak {
@@ -229,12 +254,16 @@ function encoderPlan(e: EncoderShape, mode: 'resident' | 'streamed', lifetime: L
   return { mode, slots: mode === 'streamed' ? slots : 0, hostCopy: 'packed', lifetime, deviceBytes };
 }
 
-function ditPlan(m: PlanModels, mode: 'resident' | 'streamed', slots = 2, residentBlocks = 0): DitPlan {
+function ditPlan(m: PlanModels, mode: 'resident' | 'streamed', slots = 2, residentBlocks = 0, format: StreamWeights = 'bf16'): DitPlan {
   const w = m.dit.weights;
-  if (mode === 'resident') return { mode, slots: 0, residentBlocks: w.unitBytes.length, deviceBytes: totalBytes(w), streamedBytesPerForward: 0 };
-  const resident = w.unitBytes.slice(0, residentBlocks), streamed = w.unitBytes.slice(residentBlocks);
-  const deviceBytes = w.fixedBytes + sum(resident) + Math.min(slots, Math.max(1, streamed.length)) * max(streamed);
-  return { mode, slots, residentBlocks, deviceBytes, streamedBytesPerForward: sum(streamed) };
+  if (mode === 'resident') return { mode, slots: 0, residentBlocks: w.unitBytes.length, deviceBytes: totalBytes(w), streamedBytesPerForward: 0, weights8bit: null, scratchBytes: 0 };
+  const w8 = format === 'bf16' ? null : m.dit.weights8bit!; // validate() checked it is there
+  const resident = w.unitBytes.slice(0, residentBlocks);
+  // streamed blocks: copied (and held in slots) as stored; 8-bit adds one scratch for the largest block's matrices
+  const streamed = (w8 ? w8.unitBytes : w.unitBytes).slice(residentBlocks);
+  const scratchBytes = w8 ? max(w8.scratchBytes.slice(residentBlocks)) : 0;
+  const deviceBytes = w.fixedBytes + sum(resident) + Math.min(slots, Math.max(1, streamed.length)) * max(streamed) + scratchBytes;
+  return { mode, slots, residentBlocks, deviceBytes, streamedBytesPerForward: sum(streamed), weights8bit: w8 ? (format as 'int8' | 'fp8') : null, scratchBytes };
 }
 
 function phasePeaks(m: PlanModels, job: PlanJob, bpe: number, c: Choice): PhasePeak[] {
@@ -272,6 +301,8 @@ function validate(input: PlanInput): void {
   };
   if (!(input.budgetBytes > 0)) bad(`the budget must be positive, got ${input.budgetBytes}`);
   if (![2, 4].includes(input.bytesPerElement)) bad(`bytesPerElement must be 2 or 4, got ${input.bytesPerElement}`);
+  if (input.streamWeights !== undefined && !STREAM_WEIGHTS.includes(input.streamWeights)) bad(`streamWeights must be one of ${STREAM_WEIGHTS.join(', ')}, got ${String(input.streamWeights)}`);
+  if (input.streamWeights && input.streamWeights !== 'bf16' && !input.models.dit.weights8bit) bad(`streamWeights '${input.streamWeights}' needs the DiT's 8-bit block sizes (models.dit.weights8bit, from planModels)`);
   const { height, width, window } = input.job;
   if (!(height > 0 && width > 0 && Number.isInteger(window) && window > 0)) bad(`the job shape ${width}x${height} window ${window} is not valid`);
 }
@@ -291,6 +322,7 @@ function validate(input: PlanInput): void {
 export function planMemory(input: PlanInput): MemoryPlan {
   validate(input);
   const { models: m, job, bytesPerElement: bpe } = input;
+  const format = input.streamWeights ?? 'bf16';
   const reserveBytes = input.reserveBytes ?? 0.75 * GiB;
   const allocatorBudgetBytes = Math.max(0, input.budgetBytes - reserveBytes);
   const usableBytes = allocatorBudgetBytes * (1 - FRAGMENTATION_MARGIN);
@@ -344,6 +376,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
     chosen = withTile(s.build());
     if (chosen) {
       reasons.push(s.why);
+      if (format !== 'bf16') reasons.push(`--stream-weights ${format} has no effect: the DiT is resident (only streamed blocks are stored in 8 bits)`);
       break;
     }
   }
@@ -360,8 +393,12 @@ export function planMemory(input: PlanInput): MemoryPlan {
       `the DiT (${fmtGiB(totalBytes(m.dit.weights))}) does not fit resident with its activations: its blocks stream from pinned host memory`,
       'every encoder is loaded per job, streams its layers and is freed after use (one pass copies its weights once either way)',
     );
+    if (format !== 'bf16')
+      reasons.push(
+        `DiT: streamed blocks stored as ${format} with per-row f32 scales (${fmtGiB(sum(m.dit.weights8bit!.unitBytes))} instead of ${fmtGiB(sum(m.dit.weights.unitBytes))}), dequantized on the device into a ${fmtGiB(max(m.dit.weights8bit!.scratchBytes))} scratch after each copy`,
+      );
     for (const slots of [2, 1]) {
-      const base = withTile({ dit: ditPlan(m, 'streamed', slots, 0), ...lean }, smallTiles);
+      const base = withTile({ dit: ditPlan(m, 'streamed', slots, 0, format), ...lean }, smallTiles);
       if (!base) continue;
       // keep as many blocks resident as the phases allow (all blocks resident = step 1, already excluded)
       let resident = 0;
@@ -369,8 +406,8 @@ export function planMemory(input: PlanInput): MemoryPlan {
       // Resident blocks only while STREAM_HEADROOM stays free: at the cap the allocator flushes its cache and the frees
       // synchronise the copy stream (H100, 640x640, 8 GiB: 1.36x slower with 0.01 GiB left, hidden copies with 1.27 GiB).
       const roomy = (c: Choice) => phasePeaks(m, job, bpe, c).every((p) => p.bytes <= usableBytes - STREAM_HEADROOM_BYTES);
-      while (resident + 1 < nBlocks && roomy({ ...base, dit: ditPlan(m, 'streamed', slots, resident + 1) })) resident++;
-      chosen = { ...base, dit: ditPlan(m, 'streamed', slots, resident) };
+      while (resident + 1 < nBlocks && roomy({ ...base, dit: ditPlan(m, 'streamed', slots, resident + 1, format) })) resident++;
+      chosen = { ...base, dit: ditPlan(m, 'streamed', slots, resident, format) };
       reasons.push(
         slots === 2 ? 'DiT: 2 device slots, so the next block is copied while one computes' : 'DiT: only 1 device slot fits, so copies cannot overlap compute (slow)',
         resident
@@ -386,7 +423,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
   if (!chosen) {
     // nothing fits: report the leanest plan and how much it misses by
     chosen = {
-      dit: ditPlan(m, 'streamed', 1, 0),
+      dit: ditPlan(m, 'streamed', 1, 0, format),
       llama: encoderPlan(m.llama, 'streamed', 'per-job', 1),
       clip: encoderPlan(m.clip, 'resident', 'per-job'),
       siglip: encoderPlan(m.siglip, 'streamed', 'per-job', 1),
@@ -442,7 +479,7 @@ function describe(name: string, e: EncoderPlan): string {
 
 /** Start-up loads, then each job's sequence of loads, runs and frees. */
 function loadOrder(c: Choice): string[] {
-  const dit = c.dit.mode === 'resident' ? 'DiT (resident)' : `DiT (streamed, ${c.dit.slots} slots, ${c.dit.residentBlocks} blocks resident)`;
+  const dit = c.dit.mode === 'resident' ? 'DiT (resident)' : `DiT (streamed${c.dit.weights8bit ? ` as ${c.dit.weights8bit}` : ''}, ${c.dit.slots} slots, ${c.dit.residentBlocks} blocks resident)`;
   const enc = [['LLaMA', c.llama], ['CLIP-L', c.clip], ['SigLIP', c.siglip]] as const;
   const kept = enc.filter(([, e]) => e.lifetime === 'kept').map(([n, e]) => describe(n, e));
   const out = [`start-up: load ${[dit, 'VAE', ...kept].join(', ')}`];

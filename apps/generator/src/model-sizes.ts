@@ -19,8 +19,9 @@ import {
   type SiglipVisionConfig,
 } from '@framepack/encoders';
 import { openCheckpoint } from '@framepack/safetensors';
+import { streamGroupLayout } from '@framepack/tensor-core';
 import { configFromDiffusers, expectedParameters, type HunyuanVideoVaeConfig } from '@framepack/vae-tiling';
-import type { LayeredWeights, PlanModels } from './memory-plan.js';
+import type { LayeredWeights, PlanModels, Weights8Bit } from './memory-plan.js';
 
 type Shapes = ReadonlyMap<string, readonly number[]>;
 
@@ -53,6 +54,18 @@ function layered(shapes: Shapes, bpe: number, strip: RegExp, unitOf: (k: string)
     } else if (units.has(u)) units.set(u, units.get(u)! + bytes);
   }
   return { fixedBytes, hostableBytes, unitBytes: order.map((u) => units.get(u)!) };
+}
+
+/**
+ * The DiT blocks as 8-bit streaming stores them (tensor-core's WeightStreamer layout, the same for int8 and fp8):
+ * bytes per copy and dequantize-scratch bytes per block. `bpe` 4 counts in f32, anything else in bf16.
+ */
+function ditWeights8(shapes: Shapes, blocks: string[], bpe: number): Weights8Bit {
+  const byBlock = new Map(blocks.map((b) => [b, [] as { key: string; shape: readonly number[] }[]]));
+  for (const [key, shape] of shapes) byBlock.get(/^((?:single_)?transformer_blocks\.\d+)\./.exec(key)?.[1] ?? '')?.push({ key, shape });
+  const dtype = bpe === 4 ? 'f32' : 'bf16';
+  const layouts = blocks.map((name) => streamGroupLayout({ name, params: byBlock.get(name)! }, dtype, 'int8'));
+  return { unitBytes: layouts.map((l) => l.copyBytes), scratchBytes: layouts.map((l) => l.scratchBytes) };
 }
 
 /** LLaMA tokens of the longest prompt pass: the template before the prompt + 256 kept prompt tokens. */
@@ -92,7 +105,7 @@ export function planModels(s: ModelShapes, bpe: number): PlanModels {
   for (const shape of s.vae.shapes.values()) vaeBytes += numel(shape) * bpe;
 
   return {
-    dit: { weights: dit, innerDim: innerDim(dc), patchSize: dc.patchSize, patchSizeT: dc.patchSizeT },
+    dit: { weights: dit, innerDim: innerDim(dc), patchSize: dc.patchSize, patchSizeT: dc.patchSizeT, weights8bit: ditWeights8(s.dit.shapes, blockNames(dc), bpe) },
     llama: { weights: llama, hiddenSize: lc.hiddenSize, intermediateSize: lc.intermediateSize, numAttentionHeads: lc.numAttentionHeads, tokens: LLAMA_MAX_TOKENS },
     clip: { weights: clip, hiddenSize: cc.hiddenSize, intermediateSize: cc.intermediateSize, numAttentionHeads: cc.numAttentionHeads, tokens: cc.maxPositionEmbeddings },
     siglip: { weights: siglip, hiddenSize: sc.hiddenSize, intermediateSize: sc.intermediateSize, numAttentionHeads: sc.numAttentionHeads, tokens: Math.floor(sc.imageSize / sc.patchSize) ** 2 },

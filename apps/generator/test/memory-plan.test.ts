@@ -170,6 +170,39 @@ describe('memory planner on the real FramePack sizes (bf16, 640x640, window 9)',
     expect(plan(8).problem).toBeUndefined();
   });
 
+  it('--stream-weights int8/fp8: streamed blocks as 8-bit codes + f32 row scales, half the bytes per forward, the scratch counted', () => {
+    const D = 3072;
+    // dual block: 36 D^2 matrix values (2 x 6D x D norms, 8 D x D attention, 2 x 2 x 4D x D MLP), 30 D rows, 30 D + 512 bias/norm values
+    const w8 = models.dit.weights8bit!;
+    expect(w8.unitBytes[0]).toBe(36 * D * D + 30 * D * 4 + (30 * D + 512) * 2);
+    expect(w8.scratchBytes[0]).toBe(36 * D * D * 2);
+    expect(w8.unitBytes.reduce((a, b) => a + b, 0) / models.dit.weights.unitBytes.reduce((a, b) => a + b, 0)).toBeCloseTo(0.5, 2);
+    for (const f of ['int8', 'fp8'] as const) {
+      const p = planMemory({ budgetBytes: 8 * GiB, bytesPerElement: 2, models, job, streamWeights: f });
+      const bf = plans[8];
+      expect(p.fits).toBe(true);
+      expect(p.dit).toMatchObject({ mode: 'streamed', slots: 2, weights8bit: f, scratchBytes: Math.max(...w8.scratchBytes.slice(p.dit.residentBlocks)) });
+      // 2 half-size slots + a scratch of one block's matrices take what 2 bf16 slots took: the same blocks stay resident
+      expect(p.dit.residentBlocks).toBe(bf.dit.residentBlocks);
+      expect(Math.abs(p.dit.deviceBytes - bf.dit.deviceBytes)).toBeLessThan(0.02 * GiB);
+      const u = models.dit.weights.unitBytes, s8 = w8.unitBytes.slice(p.dit.residentBlocks);
+      expect(p.dit.deviceBytes).toBe(models.dit.weights.fixedBytes + u.slice(0, p.dit.residentBlocks).reduce((a, b) => a + b, 0) + 2 * Math.max(...s8) + p.dit.scratchBytes);
+      expect(p.dit.streamedBytesPerForward).toBe(s8.reduce((a, b) => a + b, 0));
+      expect(p.dit.streamedBytesPerForward).toBeLessThan(0.51 * bf.dit.streamedBytesPerForward);
+      expect(p.hostPhases.find((x) => x.phase === 'sample')!.bytes).toBeLessThan(bf.hostPhases.find((x) => x.phase === 'sample')!.bytes);
+      expect(p.reasons.join('\n')).toContain(`streamed blocks stored as ${f}`);
+      expect(p.order[0]).toContain(`DiT (streamed as ${f}, 2 slots`);
+    }
+    // resident DiT: nothing to quantize, and the plan says so
+    const big = planMemory({ budgetBytes: 40 * GiB, bytesPerElement: 2, models, job, streamWeights: 'int8' });
+    expect(big.dit).toMatchObject({ mode: 'resident', weights8bit: null, scratchBytes: 0 });
+    expect(big.reasons.join('\n')).toContain('--stream-weights int8 has no effect: the DiT is resident');
+    expect(plans[8].dit.weights8bit).toBeNull();
+    expect(() => planMemory({ budgetBytes: GiB, bytesPerElement: 2, models, job, streamWeights: 'int4' as 'int8' })).toThrow(/streamWeights/);
+    const { weights8bit: _, ...noSizes } = models.dit;
+    expect(() => planMemory({ budgetBytes: 8 * GiB, bytesPerElement: 2, models: { ...models, dit: noSizes }, job, streamWeights: 'fp8' })).toThrow(/8-bit block sizes/);
+  });
+
   it('refuses nonsense inputs', () => {
     expect(() => planMemory({ budgetBytes: 0, bytesPerElement: 2, models, job })).toThrow(RangeError);
     expect(() => planMemory({ budgetBytes: GiB, bytesPerElement: 3, models, job })).toThrow(/bytesPerElement/);

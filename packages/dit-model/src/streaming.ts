@@ -20,6 +20,13 @@ export interface BlockStreamOptions {
    * the model and only the others stream: each forward copies fewer bytes when the budget has room (default 0).
    */
   residentBlocks?: number;
+  /**
+   * Store the streamed blocks' matrices in 8 bits with per-row f32 scales ('int8' weight-only or 'fp8' E4M3):
+   * each forward copies about half the bytes; the block's matrices are dequantized to the model dtype on the
+   * device after the copy (tensor-core `WeightStreamer`). Resident blocks and every bias/norm stay in the model
+   * dtype. Default: none.
+   */
+  weights8bit?: T.Weight8Format;
 }
 
 /** The blocks `opts` streams (all but the first `residentBlocks`). */
@@ -59,7 +66,9 @@ export class BlockStreamer {
       name,
       params: [...shapes.keys()].filter((k) => k.startsWith(`${name}.`)).map((key) => ({ key, shape: shapes.get(key)! })),
     }));
-    return new BlockStreamer(T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots }));
+    if (opts.weights8bit !== undefined && !(T.WEIGHT8_FORMATS as readonly string[]).includes(opts.weights8bit))
+      throw new DiTInputError(`streamBlocks.weights8bit must be 'int8' or 'fp8', got ${String(opts.weights8bit)}`);
+    return new BlockStreamer(T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots, weights8bit: opts.weights8bit }));
   }
 
   /** Whether the block is streamed (else it is resident with the rest of the model). */
@@ -70,6 +79,10 @@ export class BlockStreamer {
   get order(): readonly string[] {
     return this.stream.order;
   }
+  /** The 8-bit format of the streamed matrices (null: the model dtype). */
+  get weights8bit(): T.Weight8Format | null {
+    return this.stream.weights8bit;
+  }
   /** Device slots (each as large as the largest block). */
   get slots(): number {
     return this.stream.slots;
@@ -78,7 +91,7 @@ export class BlockStreamer {
   get loads(): number {
     return this.stream.loads;
   }
-  /** Bytes of the device slots. */
+  /** Bytes on the device: the slots (and the dequantize scratch with 8-bit weights). */
   get deviceBytes(): number {
     return this.stream.deviceBytes;
   }

@@ -81,6 +81,39 @@ describe('block streaming', () => {
     expect(() => HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, weights, { streamBlocks: { residentBlocks: 6 } })).toThrow(/residentBlocks/);
   });
 
+  for (const weights8bit of ['int8', 'fp8'] as const)
+    for (const dtype of ['f32', 'bf16'] as const)
+      it(`streams ${weights8bit} blocks (${dtype}): exactly the resident model whose streamed matrices are dequantize(quantize(w))`, () => {
+        const residentBlocks = 1;
+        // the reference: the same checkpoint with every streamed block's 2-D matrices replaced by their 8-bit round trip
+        const streamedBlock = (k: string) => isBlockKey(k) && !k.startsWith('transformer_blocks.0.');
+        const ref8: Record<string, T.Tensor> = {};
+        let replaced = 0;
+        for (const [k, w] of Object.entries(weights)) {
+          const typed = T.cast(w, dtype);
+          if (streamedBlock(k) && T.isQuantizable8(w.shape)) {
+            ref8[k] = T.roundTrip8(typed, weights8bit);
+            typed.dispose();
+            replaced++;
+          } else ref8[k] = typed;
+        }
+        expect(replaced).toBeGreaterThan(20);
+        const ref = HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, ref8, { dtype });
+        const inp = [inputs(8), inputs(9)];
+        const want = inp.map((x) => ref.forward(x));
+        for (const slots of [1, 2, 4]) {
+          const m = HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, weights, { dtype, streamBlocks: { slots, residentBlocks, weights8bit } });
+          expect(m.streamer!.weights8bit).toBe(weights8bit);
+          for (let r = 0; r < 2; r++) for (let i = 0; i < 2; i++) expect(maxAbsDiff(m.forward(inp[i]), want[i]), `slots ${slots} run ${r}`).toBe(0);
+          m.dispose();
+        }
+        // and the 8-bit model is not the bf16/f32 one (the round trip changed the weights)
+        expect(maxAbsDiff(want[0], HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, weights, { dtype }).forward(inp[0]))).toBeGreaterThan(0);
+        ref.dispose();
+        T.disposeAll(Object.values(ref8));
+        expect(() => HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, weights, { streamBlocks: { weights8bit: 'int4' as 'int8' } })).toThrow(/weights8bit/);
+      });
+
   it('works with the step-skip hook (a skipped step releases block 0 without prefetching)', () => {
     const m = HunyuanVideoTransformer3DModelPacked.fromWeights(cfg, weights, { streamBlocks: { slots: 2 } });
     const inp = inputs(3);

@@ -17,6 +17,12 @@ export interface StreamLayersOptions {
    * `load` then keeps the checkpoint open until `dispose`).
    */
   hostCopy?: 'packed' | 'source';
+  /**
+   * Store the streamed layers' matrices in 8 bits with per-row f32 scales ('int8' weight-only or 'fp8' E4M3; see
+   * tensor-core's `WeightStreamer`): half the bytes per pass, dequantized on the device after each copy. Norms and
+   * biases stay in the model dtype. Default: none.
+   */
+  weights8bit?: T.Weight8Format;
 }
 
 /**
@@ -39,5 +45,7 @@ export function layerGroups(keys: readonly string[], shapes: ReadonlyMap<string,
 export function createLayerStream(groups: T.StreamGroup[], read: (key: string) => T.Tensor, opts: { dtype: T.DType; device: T.DeviceType } & StreamLayersOptions): T.WeightStreamer {
   const slots = opts.slots ?? 2;
   if (!Number.isInteger(slots) || slots < 1) throw new EncoderInputError(`streamLayers.slots must be an integer >= 1 (2 or more to overlap copies with compute), got ${opts.slots}`);
-  return T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots, hostCopy: opts.hostCopy });
+  if (opts.weights8bit !== undefined && !(T.WEIGHT8_FORMATS as readonly string[]).includes(opts.weights8bit))
+    throw new EncoderInputError(`streamLayers.weights8bit must be 'int8' or 'fp8', got ${String(opts.weights8bit)}`);
+  return T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots, hostCopy: opts.hostCopy, weights8bit: opts.weights8bit });
 }

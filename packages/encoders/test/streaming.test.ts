@@ -45,6 +45,21 @@ describe('LLaMA layer streaming', () => {
     }
   });
 
+  it('streams int8/fp8 layers: exactly the resident encoder whose layer matrices are dequantize(quantize(w))', () => {
+    for (const weights8bit of ['int8', 'fp8'] as const) {
+      const ref8 = Object.fromEntries(Object.entries(llamaW).map(([k, v]) => [k, /^layers\.\d+\./.test(k) && T.isQuantizable8(v.shape) ? T.roundTrip8(v, weights8bit) : T.clone(v)]));
+      const ref = LlamaTextEncoder.fromWeights(llamaConfig(L), ref8);
+      for (const slots of [1, 2, 6]) {
+        const s = LlamaTextEncoder.fromWeights(llamaConfig(L), copy(llamaW), { streamLayers: { slots, weights8bit } });
+        for (let r = 0; r < 2; r++) expect(maxAbs(s.forward(prompt, mask, { hiddenStateIndex: -3 }), ref.forward(prompt, mask, { hiddenStateIndex: -3 })), `${weights8bit} slots ${slots}`).toBe(0);
+        s.dispose();
+      }
+      expect(maxAbs(ref.forward(prompt, mask, { hiddenStateIndex: -3 }), resident.forward(prompt, mask, { hiddenStateIndex: -3 }))).toBeGreaterThan(0);
+      ref.dispose();
+    }
+    expect(() => LlamaTextEncoder.fromWeights(llamaConfig(L), copy(llamaW), { streamLayers: { weights8bit: 'int4' as 'int8' } })).toThrow(/weights8bit/);
+  });
+
   it('streams only the layers hidden_states[-3] needs (no last 2 layers, no final norm) and holds less memory', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'config.json'), JSON.stringify(llamaConfig(L)));

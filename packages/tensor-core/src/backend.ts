@@ -91,6 +91,11 @@ export interface Backend {
   pad(v: View, pads: readonly (readonly [number, number])[], mode: PadMode, value: number, outShape: readonly number[]): Storage;
   /** In place: copy src into the box of dst that starts at `starts` (one per dim); src fits inside dst, same dtype. */
   writeRegion(dst: View, src: View, starts: readonly number[]): void;
+  /**
+   * In place: dst (rows*cols values, f32/f16/bf16) = decode(codes) * scales[row], the product in f32 then rounded
+   * to dst's dtype; codes (rows, cols) u8 in the 8-bit format, scales (rows) f32 (see quant8-codec.ts).
+   */
+  dequantize8(dst: View, codes: View, scales: View, format: 'int8' | 'fp8', cols: number): void;
   /** out = x * cos + rotate(x) * sin, cos/sin broadcast to x's shape. */
   rope(x: View, cos: View, sin: View, mode: RopeMode, cosShape: readonly number[]): Storage;
 }

@@ -8,11 +8,18 @@
  * finished (device-side event wait). With slots >= the number of groups every group stays on the device after
  * the first pass. On devices without async copies (the CPU backend) the same schedule runs with synchronous
  * copies, so the CPU tests exercise the code path the GPU runs.
+ *
+ * With `weights8bit` ('int8' | 'fp8') the groups' 2-D matrices (`isQuantizable8`) are quantized per output row
+ * while packing and travel as 8-bit codes + f32 row scales (about half the bf16 bytes); biases and norms stay in
+ * the model dtype. After a group's copy lands, `acquire` dequantizes its matrices on the compute stream into one
+ * device scratch (model dtype) that the group's matrix views point into.
  */
 import type { DeviceType } from './backend.js';
-import { allocHost, BYTES_PER_ELEMENT, type DType, type HostArray } from './dtype.js';
+import { BYTES_PER_ELEMENT, type DType, type HostArray } from './dtype.js';
 import { TensorError } from './errors.js';
 import { cast, fromHost, reshape, slice, toDevice, writeRegion, zeros } from './ops.js';
+import { dequantize8Into } from './quant8.js';
+import { assertWeight8Format, isQuantizable8, quantize8Host, type Weight8Format } from './quant8-codec.js';
 import { keep } from './scope.js';
 import type { Tensor } from './tensor.js';
 import { allocPinned, copyToDeviceAsync, CudaEvent, CudaStream } from './cuda/index.js';
@@ -44,25 +51,49 @@ export interface WeightStreamOptions {
    *   host copy would otherwise cost 13 GiB). `read` must stay usable for the streamer's lifetime.
    */
   hostCopy?: 'packed' | 'source';
+  /**
+   * Store the groups' matrices (2-D, >= 16 columns: `isQuantizable8`) in 8 bits with per-row f32 scales: 'int8'
+   * (weight-only int8) or 'fp8' (E4M3). Halves the bytes copied per pass; costs one device scratch of the largest
+   * group's matrices in the model dtype and a dequantize pass per acquire. Default: none (model dtype).
+   */
+  weights8bit?: Weight8Format;
 }
 
+/** Where one parameter lives: in the model-dtype part (`offset`), or quantized (codes/scales/scratch offsets). */
 interface PackedParam {
   key: string;
   shape: number[];
-  offset: number;
   numel: number;
+  /** Offset in the model-dtype part (plain parameters), in elements. */
+  offset: number;
+  /** Quantized matrices: byte offset of the codes, f32 offset of the row scales, element offset in the scratch. */
+  q8: { codes: number; scales: number; scratch: number } | null;
 }
+/** The sizes of a group's three parts: model-dtype values, 8-bit codes (bytes), f32 scales; and its scratch. */
+interface PartSizes {
+  plain: number;
+  codes: number;
+  scales: number;
+  scratch: number;
+}
+/** Host (or device slot) buffers of one group's parts. */
+interface Parts<H, C, S> {
+  plain: H;
+  codes: C;
+  scales: S;
+}
+type HostParts = Parts<HostArray, Uint8Array, Float32Array>;
 interface HostGroup {
   name: string;
   params: PackedParam[];
-  numel: number;
-  /** The group's parameters packed in `params` order, in the model dtype's host format (null: read on each copy). */
-  host: HostArray | null;
+  sizes: PartSizes;
+  /** The group's parts packed in `params` order (null: read on each copy). */
+  host: HostParts | null;
 }
 interface Slot {
-  tensor: Tensor;
-  /** 'source' mode: the host buffer the slot's next copy is read into. */
-  staging: HostArray | null;
+  parts: Parts<Tensor, Tensor | null, Tensor | null>;
+  /** 'source' mode: the host buffers the slot's next copy is read into. */
+  staging: HostParts | null;
   /** Group currently held (or being copied in). */
   tag: string | null;
   /** Acquired and its compute not yet released: never refilled. */
@@ -72,11 +103,14 @@ interface Slot {
   sync: unknown;
 }
 
+/** One host -> device copy: `src` (exactly as long as `dst`) into the slot region `dst`. */
+type Copy = [dst: Tensor, src: HostArray];
 /** How bytes move from host buffers into slots. */
 interface Transfer {
-  allocHost(dtype: DType, numel: number): HostArray;
-  /** Queue the copy of `numel` values of `host` into `slot` (after the compute that last read the slot). */
-  load(slot: Slot, host: HostArray, numel: number): void;
+  /** Host memory for packed groups or staging (pinned on CUDA). */
+  allocBytes(bytes: number): ArrayBuffer;
+  /** Queue the copies into `slot` (after the compute that last read the slot). */
+  load(slot: Slot, copies: Copy[]): void;
   /** Return once the slot's previous copy has left its host buffer (before refilling a staging buffer). */
   copied(slot: Slot): void;
   /** Return once the slot's copy has landed. */
@@ -89,15 +123,15 @@ interface Transfer {
 /** Synchronous copies (CPU, or any device without async copies): fromHost + an in-place region write. */
 class SyncTransfer implements Transfer {
   constructor(readonly device: DeviceType) {}
-  allocHost(dtype: DType, numel: number): HostArray {
-    return allocHost(dtype, numel);
+  allocBytes(bytes: number): ArrayBuffer {
+    return new ArrayBuffer(bytes);
   }
-  load(slot: Slot, host: HostArray, numel: number): void {
-    const src = fromHost(host.length === numel ? host : (host.subarray(0, numel) as HostArray), [numel], slot.tensor.dtype, this.device);
-    const region = slice(slot.tensor, 0, 0, numel);
-    writeRegion(region, src, [0]);
-    region.dispose();
-    src.dispose();
+  load(_slot: Slot, copies: Copy[]): void {
+    for (const [dst, host] of copies) {
+      const src = fromHost(host, [host.length], dst.dtype, this.device);
+      writeRegion(dst, src, [0]);
+      src.dispose();
+    }
   }
   copied(): void {}
   wait(): void {}
@@ -110,28 +144,17 @@ type SlotEvents = { ready: CudaEvent; done: CudaEvent };
 /** Pinned host buffers, a copy stream and per-slot events: copies overlap the compute stream. */
 class CudaTransfer implements Transfer {
   readonly #stream = CudaStream.create();
-  allocHost(dtype: DType, numel: number): HostArray {
-    const buf = allocPinned(numel * BYTES_PER_ELEMENT[dtype]);
-    switch (dtype) {
-      case 'f32':
-        return new Float32Array(buf, 0, numel);
-      case 'f16':
-      case 'bf16':
-        return new Uint16Array(buf, 0, numel);
-      default:
-        throw new WeightStreamError(`weight streaming supports float weights (f32, f16, bf16), not ${dtype}`);
-    }
+  allocBytes(bytes: number): ArrayBuffer {
+    return allocPinned(bytes);
   }
   #events(slot: Slot): SlotEvents {
     return (slot.sync ??= { ready: CudaEvent.create(), done: CudaEvent.create() }) as SlotEvents;
   }
-  load(slot: Slot, host: HostArray, numel: number): void {
+  load(slot: Slot, copies: Copy[]): void {
     const ev = this.#events(slot);
     // the copy may only overwrite the slot once the compute that read its previous group has run
     this.#stream.wait(ev.done);
-    const region = slice(slot.tensor, 0, 0, numel);
-    copyToDeviceAsync(region, host.length === numel ? host : (host.subarray(0, numel) as HostArray), this.#stream);
-    region.dispose();
+    for (const [dst, host] of copies) copyToDeviceAsync(dst, host, this.#stream);
     ev.ready.record(this.#stream);
   }
   copied(slot: Slot): void {
@@ -156,8 +179,11 @@ class CudaTransfer implements Transfer {
   }
 }
 
-/** Read a group's parameters one tensor at a time into `host` at their offsets (moved to the host, cast, disposed). */
-function readInto(group: HostGroup, host: HostArray, read: (key: string) => Tensor, dtype: DType): void {
+/**
+ * Read a group's parameters one tensor at a time into `host` (moved to the host, cast to the model dtype,
+ * disposed); quantized matrices are quantized from their model-dtype values, so they match a resident model's.
+ */
+function readInto(group: HostGroup, host: HostParts, read: (key: string) => Tensor, dtype: DType, format: Weight8Format | null): void {
   for (const p of group.params) {
     const t = read(p.key);
     if (t.numel !== p.numel) {
@@ -166,16 +192,68 @@ function readInto(group: HostGroup, host: HostArray, read: (key: string) => Tens
     }
     const onHost = toDevice(t, 'cpu');
     const typed = cast(onHost, dtype);
-    (host as Float32Array).set(typed.toHost() as Float32Array, p.offset);
-    typed.dispose();
-    onHost.dispose();
-    t.dispose();
+    try {
+      if (p.q8 && format) quantize8Host(typed.toFloat32Array(), p.shape[0], p.shape[1], format, host.codes, host.scales, p.q8.codes, p.q8.scales);
+      else (host.plain as Float32Array).set(typed.toHost() as Float32Array, p.offset);
+    } finally {
+      typed.dispose();
+      onHost.dispose();
+      t.dispose();
+    }
   }
 }
 
-/** Bytes of one group's parameters in `dtype`. */
-export function streamGroupBytes(group: StreamGroup, dtype: DType): number {
-  return group.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0) * BYTES_PER_ELEMENT[dtype];
+const align = (n: number, a: number) => Math.ceil(n / a) * a;
+/** Scratch offsets are multiples of 16 bytes (the dequantize kernel's vector stores). */
+const scratchAlign = (dtype: DType) => 16 / BYTES_PER_ELEMENT[dtype];
+
+/** Lay out a group's parameters in its parts (plain values, 8-bit codes, scales, scratch). */
+function layout(g: StreamGroup, dtype: DType, format: Weight8Format | null): { params: PackedParam[]; sizes: PartSizes } {
+  const sizes: PartSizes = { plain: 0, codes: 0, scales: 0, scratch: 0 };
+  const params = g.params.map((p): PackedParam => {
+    const numel = p.shape.reduce((a, b) => a * b, 1);
+    const base = { key: p.key, shape: [...p.shape], numel };
+    if (format && isQuantizable8(p.shape)) {
+      const q8 = { codes: sizes.codes, scales: sizes.scales, scratch: sizes.scratch };
+      sizes.codes = align(sizes.codes + numel, 16); // 16-byte aligned codes: the kernel's vector loads
+      sizes.scales += p.shape[0];
+      sizes.scratch = align(sizes.scratch + numel, scratchAlign(dtype));
+      return { ...base, offset: 0, q8 };
+    }
+    const offset = sizes.plain;
+    sizes.plain += numel;
+    return { ...base, offset, q8: null };
+  });
+  return { params, sizes };
+}
+
+/** Bytes of the parts in one host buffer: plain values, then scales, then codes (each start 16-byte aligned). */
+function partsBytes(sizes: PartSizes, dtype: DType): [plain: number, scales: number, codes: number, total: number] {
+  const plainBytes = sizes.plain * BYTES_PER_ELEMENT[dtype];
+  const scales = align(plainBytes, 16), codes = align(scales + sizes.scales * 4, 16);
+  return [0, scales, codes, sizes.codes + sizes.scales > 0 ? codes + sizes.codes : plainBytes];
+}
+function carveParts(buf: ArrayBuffer, sizes: PartSizes, dtype: DType): HostParts {
+  const [, so, co] = partsBytes(sizes, dtype);
+  const plain = dtype === 'f32' ? new Float32Array(buf, 0, sizes.plain) : new Uint16Array(buf, 0, sizes.plain);
+  return {
+    plain,
+    scales: sizes.scales > 0 ? new Float32Array(buf, so, sizes.scales) : new Float32Array(0),
+    codes: sizes.codes > 0 ? new Uint8Array(buf, co, sizes.codes) : new Uint8Array(0),
+  };
+}
+
+/**
+ * Bytes of one group as streamed: what each copy moves (and the packed host buffer holds, less alignment padding)
+ * and, with 8-bit weights, the scratch its matrices are dequantized into (0 without).
+ */
+export function streamGroupLayout(group: StreamGroup, dtype: DType, weights8bit?: Weight8Format | null): { copyBytes: number; scratchBytes: number } {
+  const { sizes } = layout(group, dtype, weights8bit ?? null);
+  return { copyBytes: sizes.plain * BYTES_PER_ELEMENT[dtype] + sizes.codes + sizes.scales * 4, scratchBytes: sizes.scratch * BYTES_PER_ELEMENT[dtype] };
+}
+/** Bytes one copy of the group moves: its parameters in `dtype`, or with 8-bit weights its codes + scales + the rest. */
+export function streamGroupBytes(group: StreamGroup, dtype: DType, weights8bit?: Weight8Format | null): number {
+  return streamGroupLayout(group, dtype, weights8bit).copyBytes;
 }
 
 /**
@@ -189,30 +267,46 @@ export class WeightStreamer {
   /** 'source' mode: where each copy reads its group from. */
   readonly #read: ((key: string) => Tensor) | null;
   readonly #dtype: DType;
+  readonly #format: Weight8Format | null;
+  /** 8-bit mode: the model-dtype buffer the acquired group's matrices are dequantized into, and whose they are. */
+  #scratch: Tensor | null = null;
+  #scratchTag: string | null = null;
   /** Group names in execution order. */
   readonly order: readonly string[];
   #loads = 0;
 
-  private constructor(groups: HostGroup[], transfer: Transfer, slots: number, dtype: DType, device: DeviceType, read: ((key: string) => Tensor) | null) {
+  private constructor(groups: HostGroup[], transfer: Transfer, slots: number, dtype: DType, device: DeviceType, read: ((key: string) => Tensor) | null, format: Weight8Format | null) {
     this.order = groups.map((g) => g.name);
     this.#transfer = transfer;
     this.#read = read;
     this.#dtype = dtype;
+    this.#format = format;
     for (const g of groups) this.#groups.set(g.name, g);
-    const maxNumel = Math.max(1, ...groups.map((g) => g.numel));
-    for (let i = 0; i < Math.min(slots, Math.max(groups.length, 1)); i++)
-      this.#slots.push({
-        tensor: keep(zeros([maxNumel], { dtype, device })),
-        staging: read ? transfer.allocHost(dtype, maxNumel) : null,
-        tag: null, busy: false, views: new Map(), sync: null,
-      });
+    const max: PartSizes = { plain: 1, codes: 0, scales: 0, scratch: 0 };
+    for (const g of groups) for (const k of ['plain', 'codes', 'scales', 'scratch'] as const) max[k] = Math.max(max[k], g.sizes[k]);
+    try {
+      if (max.scratch > 0) this.#scratch = keep(zeros([max.scratch], { dtype, device }));
+      for (let i = 0; i < Math.min(slots, Math.max(groups.length, 1)); i++)
+        this.#slots.push({
+          parts: {
+            plain: keep(zeros([max.plain], { dtype, device })),
+            codes: max.codes > 0 ? keep(zeros([max.codes], { dtype: 'u8', device })) : null,
+            scales: max.scales > 0 ? keep(zeros([max.scales], { dtype: 'f32', device })) : null,
+          },
+          staging: read ? carveParts(transfer.allocBytes(partsBytes(max, dtype)[3]), max, dtype) : null,
+          tag: null, busy: false, views: new Map(), sync: null,
+        });
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
   }
 
   /**
    * Read every group's parameters with `read` (one tensor at a time, any device/dtype: it is moved to the host,
-   * cast, copied into the group's packed buffer and disposed, so no second full copy is ever held) and set up
-   * the device slots. `groups` is the execution order. What `read` returns is disposed: to stream tensors the
-   * caller keeps, return a view (`T.reshape(t, t.shape)`).
+   * cast (and quantized, with `weights8bit`), copied into the group's packed buffer and disposed, so no second full
+   * copy is ever held) and set up the device slots. `groups` is the execution order. What `read` returns is
+   * disposed: to stream tensors the caller keeps, return a view (`T.reshape(t, t.shape)`).
    */
   static create(groups: readonly StreamGroup[], read: (key: string) => Tensor, opts: WeightStreamOptions): WeightStreamer {
     const slots = opts.slots ?? 2;
@@ -220,21 +314,19 @@ export class WeightStreamer {
     if (new Set(groups.map((g) => g.name)).size !== groups.length) throw new WeightStreamError('weight streaming: group names must be unique');
     const mode = opts.hostCopy ?? 'packed';
     if (mode !== 'packed' && mode !== 'source') throw new WeightStreamError(`weight streaming: hostCopy must be 'packed' or 'source', got ${String(opts.hostCopy)}`);
+    if (opts.dtype !== 'f32' && opts.dtype !== 'f16' && opts.dtype !== 'bf16') throw new WeightStreamError(`weight streaming supports float weights (f32, f16, bf16), not ${opts.dtype}`);
+    const format = opts.weights8bit ?? null;
+    if (format !== null) assertWeight8Format(format);
     const transfer: Transfer = opts.device === 'cuda' ? new CudaTransfer() : new SyncTransfer(opts.device);
     const packed: HostGroup[] = [];
     try {
       for (const g of groups) {
-        let offset = 0;
-        const params = g.params.map((p) => {
-          const numel = p.shape.reduce((a, b) => a * b, 1);
-          const packedParam = { key: p.key, shape: [...p.shape], offset, numel };
-          offset += numel;
-          return packedParam;
-        });
-        const group: HostGroup = { name: g.name, params, numel: offset, host: null };
+        const { params, sizes } = layout(g, opts.dtype, format);
+        const group: HostGroup = { name: g.name, params, sizes, host: null };
         if (mode === 'packed') {
-          group.host = transfer.allocHost(opts.dtype, offset);
-          readInto(group, group.host, read, opts.dtype);
+          // quantized group by group: only this group's host buffer (and one tensor being read) is held extra
+          group.host = carveParts(transfer.allocBytes(partsBytes(sizes, opts.dtype)[3]), sizes, opts.dtype);
+          readInto(group, group.host, read, opts.dtype, format);
         }
         packed.push(group);
       }
@@ -242,26 +334,31 @@ export class WeightStreamer {
       transfer.dispose([]);
       throw e;
     }
-    return new WeightStreamer(packed, transfer, slots, opts.dtype, opts.device, mode === 'source' ? read : null);
+    return new WeightStreamer(packed, transfer, slots, opts.dtype, opts.device, mode === 'source' ? read : null, format);
   }
 
   /** Device slots (each as large as the largest group). */
   get slots(): number {
     return this.#slots.length;
   }
+  /** The 8-bit format of the streamed matrices (null: model dtype). */
+  get weights8bit(): Weight8Format | null {
+    return this.#format;
+  }
   /** Host -> device group copies so far (a group still in its slot is not copied again). */
   get loads(): number {
     return this.#loads;
   }
-  /** Bytes of the device slots. */
+  /** Bytes on the device: the slots, plus the dequantize scratch with 8-bit weights. */
   get deviceBytes(): number {
-    return this.#slots.reduce((s, x) => s + x.tensor.numel * BYTES_PER_ELEMENT[x.tensor.dtype], 0);
+    const bytes = (t: Tensor | null) => (t ? t.numel * BYTES_PER_ELEMENT[t.dtype] : 0);
+    return this.#slots.reduce((s, x) => s + bytes(x.parts.plain) + bytes(x.parts.codes) + bytes(x.parts.scales), 0) + bytes(this.#scratch);
   }
   /** Bytes of host memory held: the packed copies of all groups, or the slots' staging buffers ('source' mode). */
   get hostBytes(): number {
     let n = 0;
-    for (const g of this.#groups.values()) n += g.host?.byteLength ?? 0;
-    for (const s of this.#slots) n += s.staging?.byteLength ?? 0;
+    for (const g of this.#groups.values()) n += g.host?.plain.buffer.byteLength ?? 0;
+    for (const s of this.#slots) n += s.staging?.plain.buffer.byteLength ?? 0;
     return n;
   }
   has(name: string): boolean {
@@ -271,6 +368,17 @@ export class WeightStreamer {
   #slotOf(index: number): Slot {
     return this.#slots[index % this.#slots.length];
   }
+  /** The copies of a group's parts from `host` into the slot (empty parts skipped). */
+  #copies(slot: Slot, group: HostGroup, host: HostParts): Copy[] {
+    const out: Copy[] = [];
+    const add = (dst: Tensor | null, src: HostArray, n: number) => {
+      if (dst && n > 0) out.push([slice(dst, 0, 0, n), src.length === n ? src : (src.subarray(0, n) as HostArray)]);
+    };
+    add(slot.parts.plain, host.plain, group.sizes.plain);
+    add(slot.parts.codes, host.codes, group.sizes.codes);
+    add(slot.parts.scales, host.scales, group.sizes.scales);
+    return out;
+  }
   #queue(index: number): void {
     const group = this.#groups.get(this.order[index])!;
     const slot = this.#slotOf(index);
@@ -278,38 +386,66 @@ export class WeightStreamer {
     for (const v of slot.views.values()) v.dispose();
     slot.views.clear();
     slot.tag = group.name;
-    if (group.host) this.#transfer.load(slot, group.host, group.numel);
-    else {
-      // read the group again into the slot's staging buffer, once its previous copy has left it
+    let host = group.host;
+    if (!host) {
+      // read the group again into the slot's staging buffers, once its previous copy has left them
       this.#transfer.copied(slot);
-      readInto(group, slot.staging!, this.#read!, this.#dtype);
-      this.#transfer.load(slot, slot.staging!, group.numel);
+      readInto(group, slot.staging!, this.#read!, this.#dtype, this.#format);
+      host = slot.staging!;
     }
+    const copies = this.#copies(slot, group, host);
+    this.#transfer.load(slot, copies);
+    for (const [dst] of copies) dst.dispose();
     this.#loads++;
     for (const p of group.params) {
-      const flat = slice(slot.tensor, 0, p.offset, p.offset + p.numel);
+      const flat = p.q8 ? slice(this.#scratch!, 0, p.q8.scratch, p.q8.scratch + p.numel) : slice(slot.parts.plain, 0, p.offset, p.offset + p.numel);
       slot.views.set(p.key, keep(reshape(flat, p.shape)));
       flat.dispose();
     }
   }
+  /** 8-bit mode: dequantize the group's matrices from its slot into the scratch (on the compute stream). */
+  #dequantize(group: HostGroup, slot: Slot): void {
+    if (!this.#format || this.#scratchTag === group.name) return;
+    this.#scratchTag = null;
+    for (const p of group.params) {
+      if (!p.q8) continue;
+      const [rows, cols] = p.shape;
+      const flat = slice(slot.parts.codes!, 0, p.q8.codes, p.q8.codes + p.numel);
+      const codes = reshape(flat, [rows, cols]);
+      const scales = slice(slot.parts.scales!, 0, p.q8.scales, p.q8.scales + rows);
+      try {
+        dequantize8Into(slot.views.get(p.key)!, codes, scales, this.#format);
+      } finally {
+        flat.dispose();
+        codes.dispose();
+        scales.dispose();
+      }
+    }
+    this.#scratchTag = group.name;
+  }
 
   /**
    * The group's parameters on the device (keyed by their full keys; the views stay owned by the streamer),
-   * waiting for its copy if needed; queues copies of the next groups.
+   * waiting for its copy if needed; queues copies of the next groups. With 8-bit weights the matrices are
+   * dequantized into the one scratch, so the previous group must have been released (its kernels queued) first.
    */
   acquire(name: string): ReadonlyMap<string, Tensor> {
     const index = this.order.indexOf(name);
     if (index < 0) throw new WeightStreamError(`no streamed group named ${name}`);
     const slot = this.#slotOf(index);
     if (slot.busy && slot.tag !== name) throw new WeightStreamError(`group ${name} needs the slot ${slot.tag} still holds: release groups in order`);
+    if (this.#format) {
+      const other = this.#slots.find((s) => s.busy && s.tag !== name);
+      if (other) throw new WeightStreamError(`8-bit streaming dequantizes into one scratch: release ${other.tag} before acquiring ${name}`);
+    }
     this.#queue(index);
     slot.busy = true;
     // prefetch into the other slots (each waits on the device for the compute that last used it)
     for (let k = index + 1; k < Math.min(index + this.#slots.length, this.order.length); k++) this.#queue(k);
     this.#transfer.wait(slot);
+    this.#dequantize(this.#groups.get(name)!, slot);
     return slot.views;
   }
-
   /**
    * The compute that reads the group has been queued: its slot may be refilled once that compute has run.
    * With `prefetch` the slot starts receiving the group that uses it next (after the last group: the first
@@ -337,8 +473,13 @@ export class WeightStreamer {
     this.#transfer.dispose(this.#slots);
     for (const s of this.#slots) {
       for (const v of s.views.values()) v.dispose();
-      s.tensor.dispose();
+      s.parts.plain.dispose();
+      s.parts.codes?.dispose();
+      s.parts.scales?.dispose();
     }
     this.#slots.length = 0;
+    this.#scratch?.dispose();
+    this.#scratch = null;
+    this.#scratchTag = null;
   }
 }

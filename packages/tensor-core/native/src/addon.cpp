@@ -10,6 +10,8 @@
 #include "cublaslt.h"
 
 cudaStream_t g_stream = nullptr;
+// kernels_quant.cu
+void launchDequant8(const void* q, const void* scales, void* y, int dtOut, int fp8, int64_t rows, int64_t cols);
 
 namespace {
 CachingAllocator g_alloc;
@@ -194,6 +196,7 @@ FN(Fill)  // (ptr, n, esize, value, dt)
   launchFill(P(info[0]), I(info[1]), esize, bits);
 END
 FN(Cast) launchCast(P(info[0]), N32(info[1]), P(info[2]), N32(info[3]), I(info[4])); END
+FN(Dequant8) launchDequant8(P(info[0]), P(info[1]), P(info[2]), N32(info[3]), N32(info[4]), I(info[5]), I(info[6])); END  // (codes, scales, y, dtOut, fp8, rows, cols)
 FN(Unary) launchUnary(N32(info[0]), P(info[1]), P(info[2]), N32(info[3]), I(info[4])); END
 FN(Binary)  // (op, a, b, y, dt, n, bcast, fast?) with fast = [bm, M, Q] when a has the output's shape (see backend.ts)
   const int op = N32(info[0]), dt = N32(info[4]);
@@ -366,6 +369,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   REG("stridedCopy", StridedCopy); REG("pad", Pad); REG("indexSelect", IndexSelect); REG("gather", Gather); REG("reduce", Reduce);
   REG("variance", Variance); REG("softmax", Softmax); REG("norm", Norm); REG("groupNorm", GroupNorm); REG("gemm", Gemm);
   REG("cublasInfo", CublasInfo); REG("attention", Attention); REG("conv3d", Conv3d);
+  REG("dequant8", Dequant8);
   exports.Set("buildArchs", Napi::String::New(env, FRAMEPACK_CUDA_ARCHS));
   return exports;
 }

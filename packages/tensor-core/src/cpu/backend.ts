@@ -1,6 +1,7 @@
 import type { AttentionParams, Backend, BinaryOp, CompareOp, PadMode, ReduceOp, RopeMode, Storage, UnaryOp, View } from '../backend.js';
 import { allocHost, BYTES_PER_ELEMENT, type DType, f32ToHost, type HostArray, hostToF32, hostToF64, isFloat } from '../dtype.js';
 import { broadcastStrides, stridesOf } from '../shape.js';
+import { weight8DecodeTable } from '../quant8-codec.js';
 import { conv3dF32 } from './conv3d.js';
 import { BINARY, COMPARE, dot, UNARY } from './math.js';
 
@@ -472,6 +473,16 @@ export class CpuBackend implements Backend {
       d.set(x.subarray(i, i + rowLen), off);
       for (let k = nd - 2; k >= 0 && ++pos[k] === src.shape[k]; k--) pos[k] = 0;
     }
+  }
+  dequantize8(dst: View, codes: View, scales: View, format: 'int8' | 'fp8', cols: number): void {
+    const table = weight8DecodeTable(format);
+    const q = raw(codes) as Uint8Array;
+    const s = f32(scales);
+    const vals = new Float32Array(q.length);
+    // table[q] and s are f32, so the double product is exact and the Float32Array store is the one f32 rounding
+    for (let i = 0, r = 0; i < q.length; i += cols, r++) for (let j = i; j < i + cols; j++) vals[j] = table[q[j]] * s[r];
+    const d = (dst.storage as CpuStorage).handle as Float32Array;
+    d.set(f32ToHost(dst.dtype, vals) as Float32Array, dst.offset);
   }
   rope(xv: View, cv: View, sv: View, mode: RopeMode, cosShape: readonly number[]): Storage {
     const x = f32(xv), c = f32(cv), s = f32(sv);

@@ -358,6 +358,10 @@ export class CudaBackend implements Backend {
     const base = starts.reduce((acc, s, i) => acc + s * dSt[i], 0);
     this.strided(ptr(src), ptr(dst) + base * esize(dst.dtype), dst.dtype, src.shape, stridesOf(src.shape), dSt);
   }
+  dequantize8(dst: View, codes: View, scales: View, format: 'int8' | 'fp8', cols: number): void {
+    const n = numel(codes.shape);
+    if (n) this.addon.dequant8(ptr(codes), ptr(scales), ptr(dst), DT[dst.dtype], format === 'fp8' ? 1 : 0, n / cols, cols);
+  }
   rope(x: View, cos: View, sin: View, mode: RopeMode, cosShape: readonly number[]): Storage {
     const n = numel(x.shape);
     const s = this.alloc(n, x.dtype);

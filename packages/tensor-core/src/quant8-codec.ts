@@ -1,0 +1,130 @@
+/**
+ * Per-output-channel 8-bit weight formats for 2-D weight matrices (Linear weights, (out, in)): each row r keeps
+ * 8-bit codes q and one f32 scale s[r], and w ~ decode(q) * s[r].
+ * - 'int8': weight-only int8, s = amax(|row|) / 127, q = round(w / s) (ties to even) clamped to [-127, 127].
+ * - 'fp8': OCP FP8 E4M3 ("e4m3fn": bias 7, max 448, no infinities, NaN = 0x7f/0xff), s = amax(|row|) / 448,
+ *   q = the e4m3 code of w / s, rounded to nearest even, saturating at +-448.
+ * Quantization runs on the host (at load time); dequantization is a device op (CPU backend + CUDA kernel) that
+ * computes decode(q) * s in f32 (one rounding) and rounds to the output dtype, so both backends agree bit for bit.
+ */
+import { ShapeError, TensorError } from './errors.js';
+
+export type Weight8Format = 'int8' | 'fp8';
+export const WEIGHT8_FORMATS: readonly Weight8Format[] = ['int8', 'fp8'];
+/** Largest magnitude a code of the format holds (the row's amax maps to it). */
+export const WEIGHT8_MAX: Record<Weight8Format, number> = { int8: 127, fp8: 448 };
+
+/** A weight that cannot be quantized (non-finite values) or a bad format name. */
+export class QuantizeError extends TensorError {
+  constructor(message: string) {
+    super(message, 'E_QUANT');
+  }
+}
+
+export function assertWeight8Format(f: string): asserts f is Weight8Format {
+  if (!(WEIGHT8_FORMATS as readonly string[]).includes(f)) throw new QuantizeError(`unknown 8-bit weight format '${f}' (expected int8 or fp8)`);
+}
+
+/**
+ * Which parameters the 8-bit formats apply to: 2-D matrices with at least 16 columns (Linear weights). Biases,
+ * norm weights and narrow matrices stay in the model dtype (a row's f32 scale would cost more than it saves).
+ */
+export function isQuantizable8(shape: readonly number[]): boolean {
+  return shape.length === 2 && shape[1] >= 16 && shape[0] >= 1;
+}
+
+// ---- FP8 E4M3 (OCP e4m3fn) bit-level encode/decode
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * The e4m3fn code of x (first rounded to f32, as a GPU would hold it): round to nearest, ties to even,
+ * saturating to +-448 (also for +-Infinity); NaN -> 0x7f. -0 keeps its sign (0x80).
+ */
+export function fp8e4m3Encode(x: number): number {
+  f32[0] = x;
+  const bits = u32[0];
+  const sign = (bits >>> 24) & 0x80;
+  const exp = (bits >>> 23) & 0xff;
+  const mant = bits & 0x7fffff;
+  if (exp === 0xff && mant !== 0) return 0x7f;
+  const a = bits & 0x7fffffff;
+  if (a >= 0x43e00000) return sign | 0x7e; // |x| >= 448 (or inf): saturate
+  if (exp === 0) return sign; // f32 zero/subnormal (< 2^-126): rounds to 0
+  const e = exp - 127;
+  if (e >= -6) {
+    // normal e4m3: keep 3 of 23 mantissa bits; a carry out of the mantissa bumps the exponent (still <= 448)
+    let code = ((e + 7) << 3) | (mant >>> 20);
+    const rest = mant & 0xfffff;
+    if (rest > 0x80000 || (rest === 0x80000 && (code & 1))) code++;
+    return sign | code;
+  }
+  // subnormal e4m3: units of 2^-9; value / 2^-9 = sig * 2^(e + 9 - 23), sig the 24-bit significand
+  const shift = 14 - e; // >= 21
+  if (shift > 40) return sign;
+  const sig = (1 << 23) | mant;
+  const unit = 2 ** shift;
+  let q = Math.floor(sig / unit);
+  const rest = sig - q * unit;
+  const half = unit / 2;
+  if (rest > half || (rest === half && (q & 1))) q++;
+  return sign | q; // q = 8 is exactly the smallest normal's code 0x08
+}
+
+/** The value of an e4m3fn code (exact in f32): 0x7f/0xff are NaN. */
+export function fp8e4m3Decode(code: number): number {
+  const s = code & 0x80 ? -1 : 1;
+  const e = (code >>> 3) & 15;
+  const m = code & 7;
+  if (e === 15 && m === 7) return NaN;
+  if (e === 0) return s * m * 2 ** -9;
+  return s * (1 + m / 8) * 2 ** (e - 7);
+}
+
+const FP8_TABLE = Float32Array.from({ length: 256 }, (_, c) => fp8e4m3Decode(c));
+const INT8_TABLE = Float32Array.from({ length: 256 }, (_, c) => (c << 24) >> 24);
+/** decode(code) as f32 for every code of a format (what the dequantize op multiplies by the row scale). */
+export function weight8DecodeTable(format: Weight8Format): Float32Array {
+  return format === 'fp8' ? FP8_TABLE : INT8_TABLE;
+}
+
+/** Round half to even (torch.round) of a finite number. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Quantize a row-major (rows, cols) matrix of f32 values into `codes` (rows*cols bytes, at codesOffset) and
+ * `scales` (rows f32, at scalesOffset). Rows of zeros get scale 0 and codes 0. Throws on non-finite values.
+ */
+export function quantize8Host(
+  values: Float32Array, rows: number, cols: number, format: Weight8Format,
+  codes: Uint8Array, scales: Float32Array, codesOffset = 0, scalesOffset = 0,
+): void {
+  assertWeight8Format(format);
+  if (values.length !== rows * cols) throw new ShapeError(`quantize8: ${values.length} values for a (${rows}, ${cols}) matrix`);
+  const qmax = WEIGHT8_MAX[format];
+  for (let r = 0; r < rows; r++) {
+    const row = values.subarray(r * cols, (r + 1) * cols);
+    let amax = 0;
+    for (let i = 0; i < cols; i++) {
+      const a = Math.abs(row[i]);
+      if (!Number.isFinite(a)) throw new QuantizeError(`quantize8: row ${r} holds a non-finite value (${row[i]}); 8-bit formats need finite weights`);
+      if (a > amax) amax = a;
+    }
+    const s = Math.fround(amax / qmax);
+    scales[scalesOffset + r] = s;
+    const out = codesOffset + r * cols;
+    if (s === 0) {
+      codes.fill(0, out, out + cols);
+      continue;
+    }
+    for (let i = 0; i < cols; i++) {
+      const x = Math.fround(row[i] / s); // the quotient as f32 (exact double rounding: f32 keeps > 2*4+2 bits)
+      if (format === 'int8') codes[out + i] = Math.max(-127, Math.min(127, roundHalfEven(x))) & 0xff;
+      else codes[out + i] = fp8e4m3Encode(x);
+    }
+  }
+}
+
