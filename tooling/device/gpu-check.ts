@@ -112,15 +112,24 @@ for (const D of [64, 128]) {
       const w = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
       const wu = T.scaledDotProductAttention(q, k, v).toFloat32Array();
       const wc = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
+      process.env.FRAMEPACK_ATTN_STAGES = '3';
+      process.env.FRAMEPACK_ATTN_BN = '128';
+      const w3 = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+      const wc3 = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
+      delete process.env.FRAMEPACK_ATTN_STAGES;
+      process.env.FRAMEPACK_ATTN_BN = D === 128 ? '128' : '176';
+      const w176 = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
+      const wc176 = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
+      delete process.env.FRAMEPACK_ATTN_BN;
       process.env.FRAMEPACK_ATTN_GENERIC = '1';
       const ge = T.scaledDotProductAttention(q, k, v, { mask }).toFloat32Array();
       const gu = T.scaledDotProductAttention(q, k, v).toFloat32Array();
       const gc = T.scaledDotProductAttention(q, k, v, { causal: true }).toFloat32Array();
       delete process.env.FRAMEPACK_ATTN_GENERIC;
-      const e1 = relL2(w, ge), e2 = relL2(wc, gc), e3 = relL2(wu, gu);
-      const pass = e1 < 1e-2 && e2 < 1e-2 && e3 < 1e-2;
+      const e1 = relL2(w, ge), e2 = relL2(wc, gc), e3 = relL2(wu, gu), e4 = Math.max(relL2(w3, ge), relL2(wc3, gc)), e5 = Math.max(relL2(w176, ge), relL2(wc176, gc));
+      const pass = e1 < 1e-2 && e2 < 1e-2 && e3 < 1e-2 && e4 < 1e-2 && e5 < 1e-2;
       if (!pass) failed++;
-      emit({ kind: 'attention-wgmma-vs-generic', D, L, Lk, relL2Masked: e1, relL2Causal: e2, relL2Plain: e3, pass });
+      emit({ kind: 'attention-wgmma-vs-generic', D, L, Lk, relL2Masked: e1, relL2Causal: e2, relL2Plain: e3, relL2ThreeStages: e4, relL2OtherKeyTile: e5, pass });
     });
   }
 }
@@ -137,6 +146,16 @@ for (const S of [5585, 19385]) {
     const msnp = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 5 : 10);
     delete process.env.FRAMEPACK_ATTN_PINGPONG;
     emit({ kind: 'attention-no-pingpong', S, ms: msnp, tflops: flop / (msnp * 1e-3) / 1e12 });
+    process.env.FRAMEPACK_ATTN_STAGES = '3';
+    process.env.FRAMEPACK_ATTN_BN = '128';
+    const ms3 = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 5 : 10);
+    delete process.env.FRAMEPACK_ATTN_STAGES;
+    delete process.env.FRAMEPACK_ATTN_BN;
+    emit({ kind: 'attention-3-stages', S, ms: ms3, tflops: flop / (ms3 * 1e-3) / 1e12 });
+    process.env.FRAMEPACK_ATTN_BN = '128';
+    const ms128 = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 5 : 10);
+    delete process.env.FRAMEPACK_ATTN_BN;
+    emit({ kind: 'attention-128-keys', S, ms: ms128, tflops: flop / (ms128 * 1e-3) / 1e12 });
     if (!attentionOnly) {
       process.env.FRAMEPACK_ATTN_V1 = '1';
       const msv1 = time(() => T.scaledDotProductAttention(q, k, v), S > 10000 ? 3 : 10);

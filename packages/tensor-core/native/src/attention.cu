@@ -692,32 +692,39 @@ static bool flash2(const AttnArgs& a) {
   return true;
 }
 
-void launchAttention(const AttnArgs& a) {
-  if ((int64_t)a.B * a.H * a.Lq == 0) return;
+bool launchAttention(const AttnArgs& a) {
+  if ((int64_t)a.B * a.H * a.Lq == 0) return true;
+  if (a.blhd) {
+    // (B, L, H, D) operands: only the Hopper kernel reads them in place (its tensor maps take any strides)
+    const bool ok = a.dt != DT_F32 && a.Lk > 0 && smMajor() == 9 && !getenv("FRAMEPACK_ATTN_GENERIC") && !getenv("FRAMEPACK_ATTN_V1") &&
+                    !getenv("FRAMEPACK_ATTN_V2") && ((uintptr_t)a.q & 15) == 0 && ((uintptr_t)a.k & 15) == 0 && ((uintptr_t)a.v & 15) == 0 &&
+                    ((uintptr_t)a.o & 15) == 0;
+    return ok && launchAttentionSm90(a);
+  }
   const bool half = a.dt == DT_BF16 || a.dt == DT_F16;
   if (half && a.D == a.Dv && a.D <= 128 && a.Lk > 0 && smMajor() >= 8 && getenv("FRAMEPACK_ATTN_GENERIC") == nullptr) {
     const bool aligned = a.D % 8 == 0 && ((uintptr_t)a.q & 15) == 0 && ((uintptr_t)a.k & 15) == 0 && ((uintptr_t)a.v & 15) == 0 && ((uintptr_t)a.o & 15) == 0;
-    if (aligned && smMajor() == 9 && !getenv("FRAMEPACK_ATTN_V1") && !getenv("FRAMEPACK_ATTN_V2") && launchAttentionSm90(a)) return;
+    if (aligned && smMajor() == 9 && !getenv("FRAMEPACK_ATTN_V1") && !getenv("FRAMEPACK_ATTN_V2") && launchAttentionSm90(a)) return true;
     // unmasked (the DiT at batch 1, causal LLaMA): v4 with 32 rows per warp; masked: v2 (per-column key masks).
     // FRAMEPACK_ATTN_V2=1 / FRAMEPACK_ATTN_V1=1 force the older kernels (benchmarks, checks).
     if (aligned && a.D >= 48 && !a.mask && getenv("FRAMEPACK_ATTN_V2") == nullptr && getenv("FRAMEPACK_ATTN_V1") == nullptr) {
       bool ran4 = a.D <= 64 ? flash4<64>(a) : a.D <= 96 ? flash4<96>(a) : flash4<128>(a);
       if (ran4) {
         checkLaunch("attention (flash v4)");
-        return;
+        return true;
       }
     }
     if (aligned && a.D >= 48 && getenv("FRAMEPACK_ATTN_V1") == nullptr) {
       bool ran2 = a.D <= 64 ? flash2<64>(a) : a.D <= 96 ? flash2<96>(a) : flash2<128>(a);
       if (ran2) {
         checkLaunch("attention (flash, pipelined)");
-        return;
+        return true;
       }
     }
     bool ran = a.D <= 32 ? flash<32>(a) : a.D <= 64 ? flash<64>(a) : a.D <= 80 ? flash<80>(a) : flash<128>(a);
     if (ran) {
       checkLaunch("attention (flash)");
-      return;
+      return true;
     }
   }
   const int dmax = a.D > a.Dv ? a.D : a.Dv;
@@ -729,4 +736,5 @@ void launchAttention(const AttnArgs& a) {
   else if (dmax <= 128) kAttnGeneric<4><<<blocks, 256, 0, g_stream>>>(a);
   else kAttnGeneric<8><<<blocks, 256, 0, g_stream>>>(a);
   checkLaunch("attention");
+  return true;
 }

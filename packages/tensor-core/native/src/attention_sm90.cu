@@ -19,9 +19,9 @@
 
 namespace {
 
-constexpr int BM = 128, BN = 128, STAGES = 2, THREADS = 384;
+constexpr int BM = 128, THREADS = 384;
 
-template <int D>
+template <int D, int BN, int STAGES>
 struct Smem {
   static constexpr int Q = BM * D * 2, KV = BN * D * 2;
   static constexpr int BYTES = Q + 2 * STAGES * KV + 1024 /* barriers */ + 1024 /* alignment slack */;
@@ -77,6 +77,15 @@ __device__ __forceinline__ void tmaLoad3(uint32_t dst, const CUtensorMap* map, i
   asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
                ::"r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
 }
+__device__ __forceinline__ void tmaLoad4(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2, int c3, uint32_t bar) {
+  asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+               ::"r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar) : "memory");
+}
+// rows [r0, r0 + box) of one head, columns [c0, c0 + 64): (BH, L, D) maps are 3-d, (B, L, H, D) maps 4-d
+__device__ __forceinline__ void tmaRows(uint32_t dst, const CUtensorMap* map, bool blhd, int c0, int r0, int b, int h, int bh, uint32_t bar) {
+  if (blhd) tmaLoad4(dst, map, c0, h, r0, b, bar);
+  else tmaLoad3(dst, map, c0, r0, bh, bar);
+}
 __device__ __forceinline__ float ex2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -98,15 +107,16 @@ struct Maps {
   CUtensorMap q, k, v;
 };
 
-template <int D, bool BF16>
+template <int D, int BN, int STAGES, bool BF16>
 __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ Maps maps, AttnArgs a, int pingpong) {
 #ifdef FP_WGMMA
   constexpr int HALVES = D / 64;
+  using SM = Smem<D, BN, STAGES>;
   extern __shared__ uint8_t smRaw[];
   // 1024-byte alignment for the swizzled tiles (the swizzle pattern is taken from address bits)
   uint8_t* sm = (uint8_t*)(((uintptr_t)smRaw + 1023) & ~(uintptr_t)1023);
-  const uint32_t qS = sAddr(sm), kS = qS + Smem<D>::Q, vS = kS + STAGES * Smem<D>::KV;
-  uint64_t* bars = reinterpret_cast<uint64_t*>(sm + Smem<D>::Q + 2 * STAGES * Smem<D>::KV);
+  const uint32_t qS = sAddr(sm), kS = qS + SM::Q, vS = kS + STAGES * SM::KV;
+  uint64_t* bars = reinterpret_cast<uint64_t*>(sm + SM::Q + 2 * STAGES * SM::KV);
   const uint32_t barQ = sAddr(bars), barK = barQ + 8, barV = barK + 8 * STAGES, barEK = barV + 8 * STAGES, barEV = barEK + 8 * STAGES;
 
   const int tid = threadIdx.x, wg = tid >> 7;
@@ -131,17 +141,22 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
     // ---- producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
     if (tid == 0) {
-      mbarExpectTx(barQ, Smem<D>::Q);
-      for (int hf = 0; hf < HALVES; hf++) tmaLoad3(qS + hf * BM * 128, &maps.q, hf * 64, q0, bh, barQ);
-      for (int t = 0; t < nt; t++) {
+      mbarExpectTx(barQ, SM::Q);
+      for (int hf = 0; hf < HALVES; hf++) tmaRows(qS + hf * BM * 128, &maps.q, a.blhd, hf * 64, q0, b, h, bh, barQ);
+      // K runs one tile ahead of V: the consumers need K_t together with V_{t-1}
+      auto loadK = [&](int t) {
         const int s = t % STAGES;
-        const uint32_t kd = kS + s * Smem<D>::KV, vd = vS + s * Smem<D>::KV;
         if (t >= STAGES) mbarWait(barEK + 8 * s, ((t / STAGES) - 1) & 1);
-        mbarExpectTx(barK + 8 * s, Smem<D>::KV);
-        for (int hf = 0; hf < HALVES; hf++) tmaLoad3(kd + hf * BN * 128, &maps.k, hf * 64, t * BN, bh, barK + 8 * s);
+        mbarExpectTx(barK + 8 * s, SM::KV);
+        for (int hf = 0; hf < HALVES; hf++) tmaRows(kS + s * SM::KV + hf * BN * 128, &maps.k, a.blhd, hf * 64, t * BN, b, h, bh, barK + 8 * s);
+      };
+      if (nt > 0) loadK(0);
+      for (int t = 0; t < nt; t++) {
+        if (t + 1 < nt) loadK(t + 1);
+        const int s = t % STAGES;
         if (t >= STAGES) mbarWait(barEV + 8 * s, ((t / STAGES) - 1) & 1);
-        mbarExpectTx(barV + 8 * s, Smem<D>::KV);
-        for (int hf = 0; hf < HALVES; hf++) tmaLoad3(vd + hf * BN * 128, &maps.v, hf * 64, t * BN, bh, barV + 8 * s);
+        mbarExpectTx(barV + 8 * s, SM::KV);
+        for (int hf = 0; hf < HALVES; hf++) tmaRows(vS + s * SM::KV + hf * BN * 128, &maps.v, a.blhd, hf * 64, t * BN, b, h, bh, barV + 8 * s);
       }
     }
   } else {
@@ -164,17 +179,19 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
 
     // S = Q K^T for tile t into sc (issued, not waited)
     auto issueS = [&](float* sc, int t) {
-      const uint32_t kb = kS + (t % STAGES) * Smem<D>::KV;
+      const uint32_t kb = kS + (t % STAGES) * SM::KV;
 #pragma unroll
       for (int kk = 0; kk < D / 16; kk++) {
         const uint32_t off = (kk & 3) * 32;  // 16 columns = 32 bytes into the 128-byte row
-        wgmmaSS_n128<BF16>(sc, desc128(qW + (kk >> 2) * BM * 128 + off, 16), desc128(kb + (kk >> 2) * BN * 128 + off, 16), kk > 0);
+        const uint64_t dq = desc128(qW + (kk >> 2) * BM * 128 + off, 16), dk = desc128(kb + (kk >> 2) * BN * 128 + off, 16);
+        if constexpr (BN == 176) wgmmaSS_n176<BF16>(sc, dq, dk, kk > 0);
+        else wgmmaSS_n128<BF16>(sc, dq, dk, kk > 0);
       }
     };
     // O += P V for tile t (issued, not waited): 16 keys = two 8-row swizzle atoms (SBO 1024) from key 16 kk; the
     // head dim's 64-column halves are LBO apart
     auto issuePV = [&](const uint32_t (*pa)[4], int t) {
-      const uint32_t vb = vS + (t % STAGES) * Smem<D>::KV;
+      const uint32_t vb = vS + (t % STAGES) * SM::KV;
 #pragma unroll
       for (int kk = 0; kk < BN / 16; kk++) {
         const uint64_t dv = desc128(vb + kk * 16 * 128, BN * 128);
@@ -186,25 +203,27 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
     auto softmax = [&](float* sc, int t, float* alpha) {
       const int kv0 = t * BN;
       // columns to drop: key-only masks (read per column), the zero-filled tail past Lk; causal per element
-      constexpr uint32_t ALL = 0xffffffffu;  // bit j*2+e: column kv0 + 8j + c2 + e (BN = 128: 32 bits)
-      uint32_t colOk = ALL;
+      constexpr uint64_t ALL = (1ull << (BN / 4)) - 1;  // bit j*2+e: column kv0 + 8j + c2 + e
+      uint64_t colOk = ALL;
+      const bool tailTile = kv0 + BN > a.Lk;
       if (mrowp) {
 #pragma unroll
         for (int j = 0; j < BN / 8; j++)
 #pragma unroll
           for (int e = 0; e < 2; e++) {
             const int col = kv0 + j * 8 + c2 + e;
-            if (col >= a.Lk || !mrowp[(int64_t)col * a.mstride[3]]) colOk &= ~(1u << (j * 2 + e));
+            if (col >= a.Lk || !mrowp[(int64_t)col * a.mstride[3]]) colOk &= ~(1ull << (j * 2 + e));
           }
-      } else if (kv0 + BN > a.Lk) {
+      } else if (tailTile) {
 #pragma unroll
         for (int j = 0; j < BN / 8; j++)
 #pragma unroll
           for (int e = 0; e < 2; e++)
-            if (kv0 + j * 8 + c2 + e >= a.Lk) colOk &= ~(1u << (j * 2 + e));
+            if (kv0 + j * 8 + c2 + e >= a.Lk) colOk &= ~(1ull << (j * 2 + e));
       }
       const bool causalHere = a.causal && kv0 + BN - 1 > warpRow0 + (a.Lk - a.Lq);
-      const bool needMask = causalHere || !__all_sync(0xffffffffu, colOk == ALL);
+      // uniform per warpgroup (no vote): the common tile (no mask, not the tail, off the diagonal) skips the mask code
+      const bool needMask = causalHere || tailTile || mrowp != nullptr;
       float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
       for (int j = 0; j < BN / 8; j++)
@@ -213,7 +232,7 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
           float v = sc[j * 4 + e];
           if (needMask) {
             const int col = kv0 + j * 8 + c2 + (e & 1), row = e < 2 ? rowA : rowB;
-            bool ok = (colOk >> (j * 2 + (e & 1))) & 1u;
+            bool ok = (colOk >> (j * 2 + (e & 1))) & 1ull;
             if (causalHere && col > row + (a.Lk - a.Lq)) ok = false;
             if (!ok) v = -INFINITY;
             sc[j * 4 + e] = v;
@@ -307,12 +326,15 @@ __global__ void __launch_bounds__(THREADS, 1) kFlashWs(const __grid_constant__ M
       lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
     }
     const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f, inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
-    uint16_t* O = (uint16_t*)a.o + (int64_t)bh * a.Lq * D;
+    // (B, H, L, D): row r of head bh at (bh * Lq + r) * D; (B, L, H, D): at ((b * Lq + r) * H + h) * D
+    uint16_t* O = (uint16_t*)a.o + (a.blhd ? (int64_t)h * D : (int64_t)bh * a.Lq * D);
+    const int64_t rowStride = a.blhd ? (int64_t)a.H * D : D;
+    if (a.blhd) O += (int64_t)b * a.Lq * a.H * D;
 #pragma unroll
     for (int j = 0; j < D / 8; j++) {
       const int col = j * 8 + c2;
-      if (rowA < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rowA * D + col) = pk<BF16>(o[4 * j] * inv0, o[4 * j + 1] * inv0);
-      if (rowB < a.Lq) *reinterpret_cast<uint32_t*>(O + (int64_t)rowB * D + col) = pk<BF16>(o[4 * j + 2] * inv1, o[4 * j + 3] * inv1);
+      if (rowA < a.Lq) *reinterpret_cast<uint32_t*>(O + rowA * rowStride + col) = pk<BF16>(o[4 * j] * inv0, o[4 * j + 1] * inv0);
+      if (rowB < a.Lq) *reinterpret_cast<uint32_t*>(O + rowB * rowStride + col) = pk<BF16>(o[4 * j + 2] * inv1, o[4 * j + 3] * inv1);
     }
   }
 #endif
@@ -334,33 +356,47 @@ EncodeTiled encodeTiled() {
   });
   return fn;
 }
-// A (BH, L, D) contiguous tensor as a 3-d map with [rows][64] boxes, 128-byte swizzle; rows past L read as zeros.
-bool makeMap(CUtensorMap* m, const void* base, int BH, int L, int D, int rows) {
-  const cuuint64_t dims[3] = {(cuuint64_t)D, (cuuint64_t)L, (cuuint64_t)BH};
-  const cuuint64_t strides[2] = {(cuuint64_t)D * 2, (cuuint64_t)L * D * 2};
-  const cuuint32_t box[3] = {64, (cuuint32_t)rows, 1}, estr[3] = {1, 1, 1};
-  return encodeTiled()(m, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                       CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+// A (BH, L, D) contiguous tensor as a 3-d map, or a (B, L, H, D) one as a 4-d map, with [rows][64] boxes of one head
+// and 128-byte swizzle; rows past L read as zeros.
+bool makeMap(CUtensorMap* m, const void* base, const AttnArgs& a, int L, int D, int rows) {
+  const cuuint64_t e = 2;
+  const cuuint64_t dims3[3] = {(cuuint64_t)D, (cuuint64_t)L, (cuuint64_t)a.B * a.H}, str3[2] = {D * e, (cuuint64_t)L * D * e};
+  const cuuint64_t dims4[4] = {(cuuint64_t)D, (cuuint64_t)a.H, (cuuint64_t)L, (cuuint64_t)a.B};
+  const cuuint64_t str4[3] = {D * e, (cuuint64_t)a.H * D * e, (cuuint64_t)L * a.H * D * e};
+  const cuuint32_t box3[3] = {64, (cuuint32_t)rows, 1}, box4[4] = {64, 1, (cuuint32_t)rows, 1}, estr[4] = {1, 1, 1, 1};
+  return encodeTiled()(m, CU_TENSOR_MAP_DATA_TYPE_UINT16, a.blhd ? 4 : 3, const_cast<void*>(base), a.blhd ? dims4 : dims3, a.blhd ? str4 : str3,
+                       a.blhd ? box4 : box3, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                       CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int D, bool BF16>
+template <int D, int BN, int STAGES, bool BF16>
 bool runWs(const AttnArgs& a) {
   static int ok = -1;
-  const int smem = Smem<D>::BYTES;
+  const int smem = Smem<D, BN, STAGES>::BYTES;
+  auto kern = kFlashWs<D, BN, STAGES, BF16>;
   if (ok < 0) {
     cudaFuncAttributes attr;
-    ok = encodeTiled() != nullptr && cudaFuncGetAttributes(&attr, kFlashWs<D, BF16>) == cudaSuccess && attr.binaryVersion == 90 &&
-         cudaFuncSetAttribute(kFlashWs<D, BF16>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
+    ok = encodeTiled() != nullptr && cudaFuncGetAttributes(&attr, kern) == cudaSuccess && attr.binaryVersion == 90 &&
+         cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
     cudaGetLastError();
   }
   if (ok != 1) return false;
   Maps m;
-  const int BH = a.B * a.H;
-  if (!makeMap(&m.q, a.q, BH, a.Lq, D, BM) || !makeMap(&m.k, a.k, BH, a.Lk, D, BN) || !makeMap(&m.v, a.v, BH, a.Lk, D, BN)) return false;
-  dim3 grid((a.Lq + BM - 1) / BM, BH);
+  if (!makeMap(&m.q, a.q, a, a.Lq, D, BM) || !makeMap(&m.k, a.k, a, a.Lk, D, BN) || !makeMap(&m.v, a.v, a, a.Lk, D, BN)) return false;
+  dim3 grid((a.Lq + BM - 1) / BM, a.B * a.H);
   const char* pp = getenv("FRAMEPACK_ATTN_PINGPONG");  // 0: the consumers issue freely (measurements)
-  kFlashWs<D, BF16><<<grid, THREADS, smem, g_stream>>>(m, a, pp && pp[0] == '0' ? 0 : 1);
+  kern<<<grid, THREADS, smem, g_stream>>>(m, a, pp && pp[0] == '0' ? 0 : 1);
   return true;
+}
+template <int D, bool BF16>
+bool runTiles(const AttnArgs& a) {
+  // 176-key tiles for head dim 128 (measured on the H100 at S = 19385: 578 TFLOP/s against 519 with 128 keys: fewer
+  // per-tile fixed costs); FRAMEPACK_ATTN_BN=128 / FRAMEPACK_ATTN_STAGES=3 select the other shapes for measurements
+  const char* st = getenv("FRAMEPACK_ATTN_STAGES");
+  const char* bn = getenv("FRAMEPACK_ATTN_BN");
+  const bool keys176 = bn ? !strcmp(bn, "176") : D == 128;
+  if (keys176) return runWs<D, 176, 2, BF16>(a);  // 3 stages of 176 keys do not fit in shared memory
+  return st && st[0] == '3' ? runWs<D, 128, 3, BF16>(a) : runWs<D, 128, 2, BF16>(a);
 }
 }  // namespace
 
@@ -376,7 +412,7 @@ bool launchAttentionSm90(const AttnArgs& a) {
   if (a.mask && a.mstride[2] != 0) return false;  // per-query masks: the sm_80 kernels
   if ((int64_t)a.B * a.H > 65535) return false;
   const bool bf = a.dt == DT_BF16;
-  const bool ran = a.D == 128 ? (bf ? runWs<128, true>(a) : runWs<128, false>(a)) : (bf ? runWs<64, true>(a) : runWs<64, false>(a));
+  const bool ran = a.D == 128 ? (bf ? runTiles<128, true>(a) : runTiles<128, false>(a)) : (bf ? runTiles<64, true>(a) : runTiles<64, false>(a));
   if (ran) checkLaunch("attention (flash, warp-specialised wgmma)");
   return ran;
 }

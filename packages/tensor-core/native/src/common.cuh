@@ -117,8 +117,10 @@ struct AttnArgs {
   int64_t mstride[4];  // element strides of the mask over (B, H, Lq, Lk), 0 = broadcast
   int dt, B, H, Lq, Lk, D, Dv, causal;
   float scale;
+  int blhd;  // 1: q/k/v/o are (B, L, H, D) instead of (B, H, L, D) (the Hopper path only: launchAttention returns false elsewhere)
 };
-void launchAttention(const AttnArgs& a);
+/** False only for a (B, L, H, D) request that no kernel here serves (the caller permutes and asks again). */
+bool launchAttention(const AttnArgs& a);
 bool launchAttentionSm90(const AttnArgs& a);
 /** im2col of one sample's output columns [p0, p0 + pc): col (K, pc) with K = (ci, kt, kh, kw). */
 void launchIm2col(const void* x, void* col, int dt, const int64_t* xs, const int64_t* ws, const int64_t* os, const int* stride, const int* pad, int64_t n, int64_t p0, int64_t pc, int64_t Kp);
