@@ -14,8 +14,8 @@ export function splitHeads(x: Tensor, heads: number): Tensor {
 export function attentionBLHD(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null = null): Tensor {
   return T.tidy(() => {
     const [B, L, H, hd] = q.shape;
-    const o = T.scaledDotProductAttention(T.transpose(q, 1, 2), T.transpose(k, 1, 2), T.transpose(v, 1, 2), { mask });
-    return T.reshape(T.transpose(o, 1, 2), [B, L, H * hd]);
+    // the Hopper kernel reads this layout in place; elsewhere tensor-core transposes
+    return T.reshape(T.scaledDotProductAttentionBLHD(q, k, v, { mask }), [B, L, H * hd]);
   });
 }
 

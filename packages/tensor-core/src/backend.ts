@@ -80,6 +80,11 @@ export interface Backend {
   linear(x: View, w: View, bias: View | null): Storage;
   /** q (B, H, Lq, D), k/v (B, H, Lk, D|Dv) -> (B, H, Lq, Dv). */
   attention(q: View, k: View, v: View, p: AttentionParams): Storage;
+  /**
+   * Optional: attention on (B, L, H, D) operands read in place, output (B, L, H, Dv); null when this backend cannot serve
+   * the request (ops.scaledDotProductAttentionBLHD then transposes and calls `attention`).
+   */
+  attentionBLHD?(q: View, k: View, v: View, p: AttentionParams): Storage | null;
   /** x (N, Cin, T, H, W), w (Cout, Cin, kT, kH, kW), zero padding. */
   conv3d(x: View, w: View, bias: View | null, stride: readonly number[], padding: readonly number[], outShape: readonly number[]): Storage;
   upsampleNearest(v: View, scale: readonly number[], outShape: readonly number[]): Storage;

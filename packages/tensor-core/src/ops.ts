@@ -474,6 +474,29 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   return wrap(q, storage, [B, H, Lq, v.shape[3]]);
 }
 
+/**
+ * Scaled dot-product attention on (B, L, H, D) tensors (the DiT's projection layout), output (B, L, H, Dv). Same
+ * semantics as scaledDotProductAttention; a backend that reads this layout in place (the Hopper kernel) skips the
+ * four transposes, the others get them here.
+ */
+export function scaledDotProductAttentionBLHD(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new ShapeError(`attention needs (B, L, H, D) tensors, got [${q.shape}], [${k.shape}], [${v.shape}]`);
+  const [B, Lq, H, D] = q.shape;
+  const native = q.backend.attentionBLHD;
+  if (native && q.device === k.device && q.device === v.device && q.dtype === k.dtype && q.dtype === v.dtype && isFloat(q.dtype) &&
+      k.shape[0] === B && k.shape[2] === H && k.shape[3] === D && v.shape[0] === B && v.shape[1] === k.shape[1] && v.shape[2] === H &&
+      (!opts.mask || (opts.mask.dtype === 'bool' && opts.mask.device === q.device && sameShape(broadcastShapes(opts.mask.shape, [B, H, Lq, k.shape[1]]), [B, H, Lq, k.shape[1]])))) {
+    const s = native.call(q.backend, q.view, k.view, v.view, { mask: opts.mask?.view, causal: !!opts.causal, scale: opts.scale ?? 1 / Math.sqrt(D) });
+    if (s) return wrap(q, s, [B, Lq, H, v.shape[3]]);
+  }
+  const [qt, kt, vt] = [q, k, v].map((t) => transpose(t, 1, 2));
+  const o = scaledDotProductAttention(qt, kt, vt, opts);
+  qt.dispose(); kt.dispose(); vt.dispose();
+  const r = transpose(o, 1, 2);
+  o.dispose();
+  return r;
+}
+
 const triple = (v: number | readonly number[]) => (typeof v === 'number' ? [v, v, v] : [...v]);
 /** 3-d convolution, x (N, Cin, T, H, W), weight (Cout, Cin, kT, kH, kW), zero padding. */
 export function conv3d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: { stride?: number | readonly number[]; padding?: number | readonly number[] } = {}): Tensor {

@@ -140,6 +140,15 @@ describe('linear algebra', () => {
     const none = T.zeros([1, 1, 1, 5], { dtype: 'bool' });
     expect(arr(T.scaledDotProductAttention(q, k, v, { mask: none })).every((x) => x === 0)).toBe(true);
   });
+  it('attention on (B, L, H, D) operands equals the (B, H, L, D) op, transposed', () => {
+    const q = rand([2, 3, 2, 4], 11), k = rand([2, 5, 2, 4], 12), v = rand([2, 5, 2, 4], 13);
+    const mask = T.tensor([1, 1, 1, 0, 0, 1, 1, 1, 1, 0], [2, 1, 1, 5], { dtype: 'bool' });
+    const ref = T.transpose(T.scaledDotProductAttention(T.transpose(q, 1, 2), T.transpose(k, 1, 2), T.transpose(v, 1, 2), { mask }), 1, 2);
+    const o = T.scaledDotProductAttentionBLHD(q, k, v, { mask });
+    expect(o.shape).toEqual([2, 3, 2, 4]);
+    close(arr(o), arr(ref), 0);
+    expect(() => T.scaledDotProductAttentionBLHD(q, rand([2, 5, 3, 4]), v)).toThrow(/does not match/);
+  });
 });
 
 describe('conv3d and upsampling', () => {

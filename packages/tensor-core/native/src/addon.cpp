@@ -283,14 +283,15 @@ FN(CublasInfo)
   o.Set("path", cublasLtPath());
   return o;
 END
-FN(Attention)  // (q, k, v, o, mask, mstride[4], dt, B, H, Lq, Lk, D, Dv, causal, scale)
+FN(Attention)  // (q, k, v, o, mask, mstride[4], dt, B, H, Lq, Lk, D, Dv, causal, scale[, blhd]) -> ran
   AttnArgs a{};
   a.q = P(info[0]); a.k = P(info[1]); a.v = P(info[2]); a.o = P(info[3]);
   a.mask = (const uint8_t*)P(info[4]);
   arr(info[5], a.mstride, 4);
   a.dt = N32(info[6]); a.B = N32(info[7]); a.H = N32(info[8]); a.Lq = N32(info[9]); a.Lk = N32(info[10]);
   a.D = N32(info[11]); a.Dv = N32(info[12]); a.causal = info[13].ToBoolean().Value(); a.scale = (float)D(info[14]);
-  launchAttention(a);
+  a.blhd = info.Length() > 15 && info[15].ToBoolean().Value();
+  return Napi::Boolean::New(env, launchAttention(a));
 END
 FN(Conv3d)  // (x, w, b, y, dt, xs[5], ws[5], os[5], stride[3], pad[3])
   int64_t xs[5], ws[5], os[5], st[3], pd[3];

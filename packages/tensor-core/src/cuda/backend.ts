@@ -283,6 +283,17 @@ export class CudaBackend implements Backend {
     this.addon.attention(ptr(q), ptr(k), ptr(v), s.handle.ptr, optPtr(p.mask), mst, DT[q.dtype], B, H, Lq, Lk, D, Dv, !!p.causal, p.scale);
     return s;
   }
+  attentionBLHD(q: View, k: View, v: View, p: AttentionParams): Storage | null {
+    const [B, Lq, H, D] = q.shape;
+    const Lk = k.shape[1], Dv = v.shape[3];
+    if (D !== Dv) return null;
+    const s = this.alloc(B * Lq * H * Dv, q.dtype);
+    const mst = p.mask ? broadcastStrides(p.mask.shape, [B, H, Lq, Lk]) : [0, 0, 0, 0];
+    // the native side says whether a kernel here reads this layout (the Hopper one); otherwise the caller transposes
+    if (this.addon.attention(ptr(q), ptr(k), ptr(v), s.handle.ptr, optPtr(p.mask), mst, DT[q.dtype], B, H, Lq, Lk, D, Dv, !!p.causal, p.scale, true)) return s;
+    this.release(s);
+    return null;
+  }
   conv3d(x: View, w: View, bias: View | null, stride: readonly number[], padding: readonly number[], outShape: readonly number[]): Storage {
     const s = this.alloc(numel(outShape), x.dtype);
     this.addon.conv3d(ptr(x), ptr(w), optPtr(bias), s.handle.ptr, DT[x.dtype], [...x.shape], [...w.shape], [...outShape], [...stride], [...padding]);
