@@ -15,7 +15,8 @@ mkdir -p "$OUT/attn" && OUT="$OUT/attn" timeout ${ATTN_TIMEOUT:-150} node $D/bun
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 if [ $status = 0 ] && [ -z "${SKIP_DIT:-}" ]; then
   echo "=== 13B forward, resident"
-  mkdir -p "$OUT/dit" && OUT="$OUT/dit" timeout ${DIT_TIMEOUT:-240} node $D/bundle/dit-bench.mjs --skip-streamed --sizes ${DIT_SIZES:-640,320} 2>&1 | cut -c1-600 | tee "$OUT/dit.log"
+  skip=--skip-streamed; [ -n "${DIT_STREAMED:-}" ] && skip=  # DIT_STREAMED=1: also the 8 GiB streamed forward
+  mkdir -p "$OUT/dit" && OUT="$OUT/dit" timeout ${DIT_TIMEOUT:-240} node $D/bundle/dit-bench.mjs $skip ${DIT_ARGS:-} --sizes ${DIT_SIZES:-640,320} 2>&1 | cut -c1-600 | tee "$OUT/dit.log"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 echo "attention-bench status: $status"
