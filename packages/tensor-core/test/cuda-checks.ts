@@ -151,6 +151,8 @@ export function cudaChecks(): Check[] {
     // (B, L, H, D) operands read in place (the Hopper kernel; elsewhere transposed by the op): against the CPU op
     cs.push(check(`attention BLHD D=128 ${dt}`, [f([2, 300, 3, 128], dt), f([2, 350, 3, 128], dt), f([2, 350, 3, 128], dt)], ([q, k, v]) => T.scaledDotProductAttentionBLHD(q, k, v)));
     cs.push(check(`attention BLHD D=64 causal ${dt}`, [f([1, 200, 2, 64], dt), f([1, 200, 2, 64], dt), f([1, 200, 2, 64], dt)], ([q, k, v]) => T.scaledDotProductAttentionBLHD(q, k, v, { causal: true })));
+    // the VAE's mid-block attention: one head of 512 channels, a per-query (frame-causal) mask
+    cs.push(check(`attention head dim 512 + query mask ${dt}`, [f([1, 1, 96, 512], dt), f([1, 1, 96, 512], dt), f([1, 1, 96, 512], dt), f([1, 1, 96, 96])], ([q, k, v, r]) => T.scaledDotProductAttention(q, k, v, { mask: T.gt(r, -0.5) })));
     cs.push(check(`attention causal ${dt}`, [f([1, 4, 100, 128], dt), f([1, 4, 130, 128], dt), f([1, 4, 130, 128], dt)], ([q, k, v]) => T.scaledDotProductAttention(q, k, v, { causal: true })));
     cs.push(check(`attention small head ${dt}`, [f([2, 2, 33, 16], dt), f([2, 2, 20, 16], dt), f([2, 2, 20, 16], dt)], ([q, k, v]) => T.scaledDotProductAttention(q, k, v)));
     // conv3d (implicit GEMM), upsample

@@ -728,13 +728,14 @@ bool launchAttention(const AttnArgs& a) {
     }
   }
   const int dmax = a.D > a.Dv ? a.D : a.Dv;
-  if (dmax > 256) throw std::runtime_error("attention: head dim above 256 is not supported on CUDA");
+  if (dmax > 512) throw std::runtime_error("attention: head dim above 512 is not supported on CUDA");
   int64_t rows = (int64_t)a.B * a.H * a.Lq;
   unsigned blocks = (unsigned)((rows * 32 + 255) / 256);
   if (dmax <= 32) kAttnGeneric<1><<<blocks, 256, 0, g_stream>>>(a);
   else if (dmax <= 64) kAttnGeneric<2><<<blocks, 256, 0, g_stream>>>(a);
   else if (dmax <= 128) kAttnGeneric<4><<<blocks, 256, 0, g_stream>>>(a);
-  else kAttnGeneric<8><<<blocks, 256, 0, g_stream>>>(a);
+  else if (dmax <= 256) kAttnGeneric<8><<<blocks, 256, 0, g_stream>>>(a);
+  else kAttnGeneric<16><<<blocks, 256, 0, g_stream>>>(a);  // the VAE mid-block attention: one head of 512 channels
   checkLaunch("attention");
   return true;
 }
