@@ -260,7 +260,12 @@ export class LlamaTextEncoder {
     const rep = c.numAttentionHeads / c.numKeyValueHeads;
     const kvMap = rep > 1 ? T.tensor(Int32Array.from({ length: c.numAttentionHeads }, (_, j) => Math.floor(j / rep)), [c.numAttentionHeads], { dtype: 'i32', device: this.device }) : null;
     try {
-      let h = T.tidy(() => T.embedding(T.toDevice(inputIds, this.device), this.p('embed_tokens.weight')));
+      // a streamed encoder keeps its embedding table on the host: look the rows up there and move only them
+      const table = this.p('embed_tokens.weight');
+      let h = T.tidy(() => {
+        const rows = T.embedding(T.toDevice(inputIds, table.device), table);
+        return rows.device === this.device ? rows : T.toDevice(rows, this.device);
+      });
       // hidden_states[i] for i < numHiddenLayers is the raw output of layer i-1; the last entry is normed.
       const layersToRun = idx === c.numHiddenLayers ? c.numHiddenLayers : idx;
       for (let i = 0; i < layersToRun; i++) {

@@ -93,6 +93,44 @@ export function upsampleCausal(x: Tensor, w: VaeWeights, p: string, factor: read
  * block-causal, so each frame's queries attend to the key prefix of frames 0..t without materialising an
  * L x L mask.
  */
+/** Widest head the CUDA fused attention kernel takes (native/src/attention.cu); the real VAE's one head is 512 wide. */
+export const FUSED_ATTENTION_MAX_HEAD_DIM = 256;
+
+/**
+ * softmax(q k^T / sqrt(D)) v on (B, H, L, D) tensors as two GEMMs and an f32 softmax, in query chunks that keep
+ * the score matrix under `maxScoreElements`: for heads wider than the fused kernel takes. Same result as
+ * scaledDotProductAttention (no mask; q is scaled first, so the half-precision GEMM sums O(1) products).
+ */
+export function explicitAttention(q: Tensor, k: Tensor, v: Tensor, maxScoreElements = 2 ** 25): Tensor {
+  const [B, H, Lq, D] = q.shape;
+  const Lk = k.shape[2];
+  const rows = Math.max(1, Math.floor(maxScoreElements / (B * H * Lk)));
+  const qs = T.mul(q, 1 / Math.sqrt(D));
+  const chunks: Tensor[] = [];
+  try {
+    for (let r = 0; r < Lq; r += rows) {
+      chunks.push(
+        T.tidy(() => {
+          const qc = rows >= Lq ? qs : T.slice(qs, 2, r, Math.min(Lq, r + rows));
+          const scores = T.matmul(qc, k, { transB: true });
+          const probs = T.softmax(scores.dtype === 'f32' ? scores : T.cast(scores, 'f32'), -1);
+          return T.matmul(probs.dtype === q.dtype ? probs : T.cast(probs, q.dtype), v);
+        }),
+      );
+    }
+    if (chunks.length === 1) return chunks.pop()!;
+    return T.cat(chunks, 2);
+  } finally {
+    qs.dispose();
+    for (const c of chunks) c.dispose();
+  }
+}
+
+/** The fused kernel where it takes the head width (and always on the CPU), explicit GEMMs otherwise. */
+function attend(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  return q.device !== 'cpu' && q.shape[3] > FUSED_ATTENTION_MAX_HEAD_DIM ? explicitAttention(q, k, v) : T.scaledDotProductAttention(q, k, v);
+}
+
 export function midAttention(x: Tensor, w: VaeWeights, p: string, groups: number): Tensor {
   const [B, C, F, H, W] = x.shape;
   const hw = H * W, L = F * hw;
@@ -110,7 +148,7 @@ export function midAttention(x: Tensor, w: VaeWeights, p: string, groups: number
     const qf = T.slice(q, 2, f * hw, (f + 1) * hw);
     const kf = T.slice(k, 2, 0, (f + 1) * hw);
     const vf = T.slice(v, 2, 0, (f + 1) * hw);
-    perFrame.push(T.scaledDotProductAttention(qf, kf, vf));
+    perFrame.push(attend(qf, kf, vf));
     qf.dispose();
     kf.dispose();
     vf.dispose();
