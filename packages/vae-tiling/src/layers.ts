@@ -93,8 +93,8 @@ export function upsampleCausal(x: Tensor, w: VaeWeights, p: string, factor: read
  * block-causal, so each frame's queries attend to the key prefix of frames 0..t without materialising an
  * L x L mask.
  */
-/** Widest head the CUDA fused attention kernel takes (native/src/attention.cu); the real VAE's one head is 512 wide. */
-export const FUSED_ATTENTION_MAX_HEAD_DIM = 256;
+/** Widest head the CUDA fused attention kernel takes (native/src/attention.cu; the real VAE's one head is 512 wide). */
+export const FUSED_ATTENTION_MAX_HEAD_DIM = 512;
 
 /**
  * softmax(q k^T / sqrt(D)) v on (B, H, L, D) tensors as two GEMMs and an f32 softmax, in query chunks that keep
