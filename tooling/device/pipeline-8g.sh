@@ -63,6 +63,8 @@ run() { # name, extra args...
       --png-frames "/tmp/fp-frames-$name" --save-latents "$OUT/$name.latents.safetensors" "$@" 2> "$OUT/$name.stderr"
     echo $? > "$OUT/$name.rc" ) | while IFS= read -r l; do printf '%s %s\n' "$(date +%s%3N)" "$l"; done > "$OUT/$name.jsonl"
   [ -n "$smi" ] && kill $smi 2>/dev/null
+  # the sidecar: timings and peaks of the stages that finished, also when the job failed
+  [ -f "/tmp/fp-frames-$name/job.json" ] && cp "/tmp/fp-frames-$name/job.json" "$OUT/$name.sidecar.json"
   runs+=("$name")
   grep -v '"event":"progress"' "$OUT/$name.jsonl" | sed 's/"files":\[[^]]*\],//' | cut -c1-2500
   grep -E "^framepack: error|Maximum resident|Elapsed" "$OUT/$name.stderr"
@@ -86,7 +88,8 @@ for r in "${runs[@]}"; do
   grep -v '"event":"progress"' "$OUT/$r.jsonl" | sed "s/^/$r /" >> "$OUT/events.txt"
   sed "s/^/$r /" "$OUT/$r.stderr" >> "$OUT/stderr.txt"
   [ -f "$OUT/$r.smi.log" ] && sed "s/^/$r /" "$OUT/$r.smi.log" >> "$OUT/smi.txt"
-  rm -f "$OUT/$r.jsonl" "$OUT/$r.stderr" "$OUT/$r.smi.log" "$OUT/$r.rc"
+  [ -f "$OUT/$r.sidecar.json" ] && node -e 'process.stdout.write(process.argv[1] + " " + JSON.stringify(JSON.parse(require("fs").readFileSync(process.argv[2], "utf8"))) + "\n")' "$r" "$OUT/$r.sidecar.json" >> "$OUT/events.txt"
+  rm -f "$OUT/$r.jsonl" "$OUT/$r.stderr" "$OUT/$r.smi.log" "$OUT/$r.rc" "$OUT/$r.sidecar.json"
 done
 ls -la "$OUT"
 exit 0

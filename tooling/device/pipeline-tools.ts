@@ -65,9 +65,13 @@ function summarize(dir: string, run: string): Record<string, unknown> {
     .filter((x) => Number.isFinite(x));
   const rc = read(`${run}.rc`).trim();
   const error = stderr.split('\n').find((l) => l.startsWith('framepack: error'));
+  // a failed job's sidecar still has the finished stages' times and peaks
+  const sidecarText = read(`${run}.sidecar.json`);
+  const sidecar = sidecarText ? (JSON.parse(sidecarText) as Record<string, unknown>) : null;
   return {
     what: 'pipeline', run, rc: rc === '' ? null : Number(rc), ok: !!done, ...(error ? { error } : {}),
     ...(!done && last ? { last_event: last.e, last_event_s_after_first: (last.ms - stamped[0].ms) / 1000 } : {}),
+    ...(!done && sidecar ? { partial_timings_s: sidecar.timings, partial_memory: sidecar.memory } : {}),
     ...(done ? { width: done.width, height: done.height, frames: done.frames, sections: done.sections, timings_s: done.timings, memory: done.memory } : {}),
     host_max_rss_gib: rss ? Number((Number(rss[1]) / 2 ** 20).toFixed(3)) : null,
     wall: wall ? wall[1] : null,

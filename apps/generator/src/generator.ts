@@ -66,9 +66,11 @@ export class HunyuanVideoGenerator {
     const output = new JobOutput({ out: opts.out, pngFramesDir: opts.pngFramesDir, crf: p.crf });
     const meta = () => ({ params: p, models: this.components.describe(), finishedAt: new Date().toISOString() });
     const saveLatents = opts.saveLatents;
+    const soFar: NonNullable<RunOptions['progressStats']> = {};
     try {
       const r = await runJob(this.components, p, {
         memory: memoryProbe(this.options.device ?? 'cpu'),
+        progressStats: soFar,
         ...opts,
         onLatents: async (latents) => {
           if (saveLatents) writeSafetensors(saveLatents, { latents }, { framepack: 'generated latents (1, C, t, h, w)' });
@@ -89,7 +91,9 @@ export class HunyuanVideoGenerator {
         r.pixels.dispose();
       }
     } catch (e) {
-      output.fail(e instanceof GeneratorError && e.code === 'CANCELLED' ? 'cancelled' : 'failed', e, meta());
+      // how far the job got: the stages that finished, their times and device peaks
+      const memory = { device: this.options.device ?? 'cpu', stages: { load: this.loadStats.peak, ...soFar.memory }, hostMaxRssGiB: gib(process.resourceUsage().maxRSS * 1024) };
+      output.fail(e instanceof GeneratorError && e.code === 'CANCELLED' ? 'cancelled' : 'failed', e, { ...meta(), timings: { load: this.loadStats.seconds, ...soFar.timings }, memory });
       throw e;
     }
   }

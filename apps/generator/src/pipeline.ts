@@ -107,6 +107,11 @@ export interface RunOptions {
    * decode) go into `JobResult.memory` / `timings`.
    */
   memory?: MemoryProbe;
+  /**
+   * Filled as the job runs with the stage times and peaks so far (`timings`, `memory`), so a job that fails can
+   * still say how far it got and what it used.
+   */
+  progressStats?: { timings?: Record<string, number>; memory?: Record<string, StagePeak> };
   /** The generated latents of the whole video (1, C, t, h, w; f32, CPU) before they are freed (e.g. to save them). */
   onLatents?(latents: T.Tensor): void | Promise<void>;
   onProgress?(e: ProgressEvent): void;
@@ -136,10 +141,12 @@ const black = (height: number, width: number): RgbImage => ({ width, height, dat
 export async function runJob(c: Components, params: GenerateParams, opts: RunOptions = {}): Promise<JobResult> {
   const t0 = performance.now();
   const timings: Record<string, number> = {};
+  if (opts.progressStats) opts.progressStats.timings = timings;
   const mark = (name: string, since: number) => (timings[name] = (timings[name] ?? 0) + (performance.now() - since) / 1000);
   // stage windows: time (synchronised with the device) and device peak; a stage that recurs keeps its highest peak
   const probe = opts.memory;
   const memory: Record<string, StagePeak> | undefined = probe ? {} : undefined;
+  if (opts.progressStats && memory) opts.progressStats.memory = memory;
   const gib = (b: number) => Number((b / 2 ** 30).toFixed(3));
   const stageStart = () => {
     probe?.synchronize();

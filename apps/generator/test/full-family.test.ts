@@ -129,6 +129,18 @@ describe('job statistics', () => {
       const sidecar = JSON.parse(readFileSync(join(dir, 'job.json'), 'utf8'));
       expect(sidecar.memory).toEqual(r.memory);
       expect(sidecar.latents).toBe(latents);
+      // a failed job's sidecar says how far it got: the stages that finished, with their times and peaks
+      const failDir = join(work, 'failed');
+      await expect(
+        gen.generateToFiles(
+          { image: join(root, 'apps/generator/assets/example.png'), prompt: 'a boat', seconds: 0.4, window: 3, steps: 2, resolution: 128 },
+          { pngFramesDir: failDir, onSection: async () => { throw new Error('disk full'); } },
+        ),
+      ).rejects.toThrow('disk full');
+      const failed = JSON.parse(readFileSync(join(failDir, 'job.json'), 'utf8'));
+      expect(failed).toMatchObject({ status: 'failed', error: 'disk full' });
+      expect(Object.keys(failed.memory.stages)).toEqual(expect.arrayContaining(['load', 'textEncode', 'imageEncode', 'vaeEncode', 'sample', 'decode']));
+      expect(failed.timings.sample).toBeGreaterThan(0);
       const ckpt = openCheckpoint(latents);
       // (1, C, t, h, w): at least the section's window of generated frames
       expect(ckpt.info('latents').shape.slice(0, 2)).toEqual([1, 16]);
