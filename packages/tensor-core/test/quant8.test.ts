@@ -142,6 +142,25 @@ describe('per-row 8-bit quantization', () => {
     expect(codes[9 * cols + 3]).toBe(0x7e); // the outlier is the row's amax: exactly 448
   });
 
+  it('quantize8Host agrees with the element-wise definitions (int8 ties to even, the inline e4m3 path)', () => {
+    // row amax 127 (int8) / 448 (fp8) makes the scale exactly 1, so the quotients are the values themselves
+    const ties = Float32Array.of(127, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5, 3.4999, -0.25);
+    const codes = new Uint8Array(ties.length);
+    const scales = new Float32Array(1);
+    T.quantize8Host(ties, 1, ties.length, 'int8', codes, scales);
+    expect(scales[0]).toBe(1);
+    expect([...codes].map((c) => (c << 24) >> 24)).toEqual([127, 0, 2, 2, 0, -2, -2, 126, -126, 3, 0]);
+    // random rows over every e4m3 range (subnormals, normals, the top binade): codes equal fp8e4m3Encode(fround(v / s))
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rows = 4, cols = 4096;
+    const v = Float32Array.from({ length: rows * cols }, () => (rnd() - 0.5) * 2 ** (rnd() * 24 - 20));
+    const c8 = new Uint8Array(v.length);
+    const s8 = new Float32Array(rows);
+    T.quantize8Host(v, rows, cols, 'fp8', c8, s8);
+    for (let r = 0; r < rows; r++)
+      for (let i = 0; i < cols; i++) expect(c8[r * cols + i]).toBe(T.fp8e4m3Encode(Math.fround(v[r * cols + i] / s8[r])));
+  });
   it('rejects non-finite weights and bad formats with typed errors', () => {
     expect(() => T.quantize8Host(Float32Array.of(1, NaN), 1, 2, 'int8', new Uint8Array(2), new Float32Array(1))).toThrow(T.QuantizeError);
     expect(() => T.quantize8Host(Float32Array.of(1, Infinity), 1, 2, 'fp8', new Uint8Array(2), new Float32Array(1))).toThrow(/non-finite/);
