@@ -49,6 +49,13 @@ void* CachingAllocator::allocSmall(size_t size) {
     allocated_ += bsize;
     return p;
   }
+  void* p = fromDriver(size);
+  live_[p] = size;
+  allocated_ += size;
+  return p;
+}
+
+void* CachingAllocator::fromDriver(size_t size) {
   if (budget_ && reserved_ + size > budget_ && !releaseFreeSegments(size)) oom(size, true);
   void* p = nullptr;
   if (!devMalloc(&p, size)) {
@@ -56,8 +63,6 @@ void* CachingAllocator::allocSmall(size_t size) {
     if (!devMalloc(&p, size)) oom(size, false);
   }
   driverAllocs_++;
-  live_[p] = size;
-  allocated_ += size;
   reserved_ += size;
   return p;
 }
@@ -94,15 +99,7 @@ void* CachingAllocator::allocLarge(size_t size) {
 }
 
 char* CachingAllocator::newSegment(size_t size) {
-  if (budget_ && reserved_ + size > budget_ && !releaseFreeSegments(size)) oom(size, true);
-  void* p = nullptr;
-  if (!devMalloc(&p, size)) {
-    emptyCache();
-    if (!devMalloc(&p, size)) oom(size, false);
-  }
-  driverAllocs_++;
-  reserved_ += size;
-  char* base = static_cast<char*>(p);
+  char* base = static_cast<char*>(fromDriver(size));
   segments_[base] = size;
   blocks_[base] = Block{base, size, base, true};
   return base;

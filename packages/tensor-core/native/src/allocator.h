@@ -56,6 +56,7 @@ class CachingAllocator {
   };
   void* allocLarge(size_t size);
   void* allocSmall(size_t size);
+  void* fromDriver(size_t size);  // within the budget (releasing idle segments first); throws OomError
   char* newSegment(size_t size);  // throws OomError
   bool releaseFreeSegments(size_t needed);  // frees wholly free segments until `needed` bytes fit the budget
   void freeLarge(std::map<char*, Block>::iterator it);
