@@ -9,7 +9,7 @@ export * from './ops.js';
 export { broadcastShapes } from './shape.js';
 export { WeightStreamer, WeightStreamError, streamGroupBytes, streamGroupLayout, type StreamGroup, type WeightStreamOptions } from './weight-stream.js';
 export {
-  fp8e4m3Encode, fp8e4m3Decode, weight8DecodeTable, quantize8Host, isQuantizable8, assertWeight8Format, QuantizeError, WEIGHT8_FORMATS,
+  fp8e4m3Encode, fp8e4m3Decode, weight8DecodeTable, quantize8Host, quantize8HostBf16, isQuantizable8, assertWeight8Format, QuantizeError, WEIGHT8_FORMATS,
   WEIGHT8_MAX, type Weight8Format,
 } from './quant8-codec.js';
 export { quantize8, dequantize8, dequantize8Into, roundTrip8, type Quantized8 } from './quant8.js';

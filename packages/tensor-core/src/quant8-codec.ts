@@ -101,12 +101,7 @@ export function quantize8Host(
 ): void {
   assertWeight8Format(format);
   if (values.length !== rows * cols) throw new ShapeError(`quantize8: ${values.length} values for a (${rows}, ${cols}) matrix`);
-  const qmax = WEIGHT8_MAX[format];
-  // one row of quotients as f32 (assigning to a Float32Array rounds like Math.fround; exact double rounding: f32
-  // keeps > 2*4+2 bits) and its bit pattern for the e4m3 encode. Tight loops: this runs over every streamed weight
-  // at load time (12.4e9 values for the 13B DiT).
   const q = new Float32Array(cols);
-  const qBits = new Uint32Array(q.buffer);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
     let amax = 0;
@@ -121,36 +116,87 @@ export function quantize8Host(
       const bad = values.subarray(base, base + cols).find((v) => !Number.isFinite(v));
       throw new QuantizeError(`quantize8: row ${r} holds a non-finite value (${bad}); 8-bit formats need finite weights`);
     }
-    const s = Math.fround(amax / qmax);
-    scales[scalesOffset + r] = s;
-    const out = codesOffset + base;
-    if (s === 0) {
-      codes.fill(0, out, out + cols);
-      continue;
+    const s = rowScale(amax, format, scales, scalesOffset + r);
+    if (s === 0) codes.fill(0, codesOffset + base, codesOffset + base + cols);
+    else {
+      for (let i = 0; i < cols; i++) q[i] = values[base + i] / s;
+      encodeRow(q, format, codes, codesOffset + base);
     }
-    for (let i = 0; i < cols; i++) q[i] = values[base + i] / s;
-    if (format === 'int8') {
-      for (let i = 0; i < cols; i++) {
-        // round half to even by the IEEE default rounding of the add (exact for |x| < 2^51); Math.round is a
-        // runtime call on some CPUs and was 6x slower here
-        const n = q[i] + ROUND_MAGIC - ROUND_MAGIC;
-        codes[out + i] = (n > 127 ? 127 : n < -127 ? -127 : n) & 0xff;
-      }
+  }
+}
+
+/**
+ * quantize8Host for bf16 weights given as their bit patterns (the host form of a bf16 tensor): the same codes and
+ * scales as quantize8Host(their f32 values), without widening the whole matrix to f32 first. The row maximum is an
+ * integer maximum (for non-negative floats the bit patterns order like the values).
+ */
+export function quantize8HostBf16(
+  bits: Uint16Array, rows: number, cols: number, format: Weight8Format,
+  codes: Uint8Array, scales: Float32Array, codesOffset = 0, scalesOffset = 0,
+): void {
+  assertWeight8Format(format);
+  if (bits.length !== rows * cols) throw new ShapeError(`quantize8: ${bits.length} values for a (${rows}, ${cols}) matrix`);
+  const row = new Float32Array(cols);
+  const rowBits = new Uint32Array(row.buffer);
+  const q = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let amaxBits = 0;
+    let special = 0; // exponent all ones: +-Infinity or NaN
+    for (let i = 0; i < cols; i++) {
+      const b = bits[base + i];
+      const a = b & 0x7fff;
+      amaxBits = a > amaxBits ? a : amaxBits;
+      special |= (b & 0x7f80) === 0x7f80 ? 1 : 0;
+    }
+    if (special) throw new QuantizeError(`quantize8: row ${r} holds a non-finite value; 8-bit formats need finite weights`);
+    rowBits[0] = amaxBits << 16;
+    const s = rowScale(row[0], format, scales, scalesOffset + r);
+    if (s === 0) codes.fill(0, codesOffset + base, codesOffset + base + cols);
+    else {
+      for (let i = 0; i < cols; i++) rowBits[i] = bits[base + i] << 16;
+      for (let i = 0; i < cols; i++) q[i] = row[i] / s;
+      encodeRow(q, format, codes, codesOffset + base);
+    }
+  }
+}
+
+/** The row's f32 scale (stored), amax / the format's largest code value. */
+function rowScale(amax: number, format: Weight8Format, scales: Float32Array, at: number): number {
+  const s = Math.fround(amax / WEIGHT8_MAX[format]);
+  scales[at] = s;
+  return s;
+}
+
+/**
+ * Codes of one row of f32 quotients (`q`, already value / scale; assigning to a Float32Array rounds like
+ * Math.fround: exact double rounding, f32 keeps > 2*4+2 bits). Tight loops: this runs over every streamed weight
+ * at load time (12.4e9 values for the 13B DiT).
+ */
+function encodeRow(q: Float32Array, format: Weight8Format, codes: Uint8Array, out: number): void {
+  const cols = q.length;
+  if (format === 'int8') {
+    for (let i = 0; i < cols; i++) {
+      // round half to even by the IEEE default rounding of the add (exact for |x| < 2^51); Math.round is a
+      // runtime call on some CPUs and was 6x slower here
+      const n = q[i] + ROUND_MAGIC - ROUND_MAGIC;
+      codes[out + i] = (n > 127 ? 127 : n < -127 ? -127 : n) & 0xff;
+    }
+    return;
+  }
+  const qBits = new Uint32Array(q.buffer, q.byteOffset, cols);
+  for (let i = 0; i < cols; i++) {
+    const bits = qBits[i];
+    const exp = (bits >>> 23) & 0xff;
+    // the normal e4m3 range inline (|x| in [2^-6, 448)); zeros, subnormals and saturation through the full encoder
+    if (exp >= 121 && (bits & 0x7fffffff) < 0x43e00000) {
+      const mant = bits & 0x7fffff;
+      let code = ((exp - 120) << 3) | (mant >>> 20);
+      const rest = mant & 0xfffff;
+      if (rest > 0x80000 || (rest === 0x80000 && (code & 1) !== 0)) code++;
+      codes[out + i] = ((bits >>> 24) & 0x80) | code;
     } else {
-      for (let i = 0; i < cols; i++) {
-        const bits = qBits[i];
-        const exp = (bits >>> 23) & 0xff;
-        // the normal e4m3 range inline (|x| in [2^-6, 448)); zeros, subnormals and saturation through the full encoder
-        if (exp >= 121 && (bits & 0x7fffffff) < 0x43e00000) {
-          const mant = bits & 0x7fffff;
-          let code = ((exp - 120) << 3) | (mant >>> 20);
-          const rest = mant & 0xfffff;
-          if (rest > 0x80000 || (rest === 0x80000 && (code & 1) !== 0)) code++;
-          codes[out + i] = ((bits >>> 24) & 0x80) | code;
-        } else {
-          codes[out + i] = fp8e4m3Encode(q[i]);
-        }
-      }
+      codes[out + i] = fp8e4m3Encode(q[i]);
     }
   }
 }

@@ -19,7 +19,7 @@ import { BYTES_PER_ELEMENT, type DType, type HostArray } from './dtype.js';
 import { TensorError } from './errors.js';
 import { cast, fromHost, reshape, slice, toDevice, writeRegion, zeros } from './ops.js';
 import { dequantize8Into } from './quant8.js';
-import { assertWeight8Format, isQuantizable8, quantize8Host, type Weight8Format } from './quant8-codec.js';
+import { assertWeight8Format, isQuantizable8, quantize8Host, quantize8HostBf16, type Weight8Format } from './quant8-codec.js';
 import { keep } from './scope.js';
 import type { Tensor } from './tensor.js';
 import { allocPinned, copyToDeviceAsync, CudaEvent, CudaStream } from './cuda/index.js';
@@ -193,8 +193,11 @@ function readInto(group: HostGroup, host: HostParts, read: (key: string) => Tens
     const onHost = toDevice(t, 'cpu');
     const typed = cast(onHost, dtype);
     try {
-      if (p.q8 && format) quantize8Host(typed.toFloat32Array(), p.shape[0], p.shape[1], format, host.codes, host.scales, p.q8.codes, p.q8.scales);
-      else (host.plain as Float32Array).set(typed.toHost() as Float32Array, p.offset);
+      if (p.q8 && format) {
+        // bf16 (the usual storage): straight from the bit patterns, without widening the matrix to f32 first
+        if (dtype === 'bf16') quantize8HostBf16(typed.toHost() as Uint16Array, p.shape[0], p.shape[1], format, host.codes, host.scales, p.q8.codes, p.q8.scales);
+        else quantize8Host(typed.toFloat32Array(), p.shape[0], p.shape[1], format, host.codes, host.scales, p.q8.codes, p.q8.scales);
+      } else (host.plain as Float32Array).set(typed.toHost() as Float32Array, p.offset);
     } finally {
       typed.dispose();
       onHost.dispose();

@@ -161,6 +161,26 @@ describe('per-row 8-bit quantization', () => {
     for (let r = 0; r < rows; r++)
       for (let i = 0; i < cols; i++) expect(c8[r * cols + i]).toBe(T.fp8e4m3Encode(Math.fround(v[r * cols + i] / s8[r])));
   });
+  it('quantize8HostBf16 gives the codes and scales of quantize8Host on the same values', () => {
+    const rows = 5, cols = 333;
+    const f = randn(rows * cols, 0.05);
+    f.fill(0, 2 * cols, 3 * cols); // an all-zero row: scale 0
+    f[4 * cols + 7] = -3; // a row whose amax is negative
+    const bits = new Uint16Array(new Uint32Array(f.buffer).map((u) => u >>> 16)); // truncate to bf16
+    const widened = new Float32Array(new Uint32Array(bits).map((b) => b << 16).buffer);
+    for (const format of T.WEIGHT8_FORMATS) {
+      const [c1, c2] = [new Uint8Array(rows * cols + 3), new Uint8Array(rows * cols + 3)];
+      const [s1, s2] = [new Float32Array(rows + 1), new Float32Array(rows + 1)];
+      T.quantize8Host(widened, rows, cols, format, c1, s1, 3, 1);
+      T.quantize8HostBf16(bits, rows, cols, format, c2, s2, 3, 1);
+      expect([...c2]).toEqual([...c1]);
+      expect([...s2]).toEqual([...s1]);
+      expect(s2[3]).toBe(0);
+    }
+    const inf = Uint16Array.of(0x3f80, 0x7f80); // 1, +Infinity
+    expect(() => T.quantize8HostBf16(inf, 1, 2, 'int8', new Uint8Array(2), new Float32Array(1))).toThrow(/non-finite/);
+    expect(() => T.quantize8HostBf16(Uint16Array.of(0xffc0, 0), 1, 2, 'fp8', new Uint8Array(2), new Float32Array(1))).toThrow(T.QuantizeError);
+  });
   it('rejects non-finite weights and bad formats with typed errors', () => {
     expect(() => T.quantize8Host(Float32Array.of(1, NaN), 1, 2, 'int8', new Uint8Array(2), new Float32Array(1))).toThrow(T.QuantizeError);
     expect(() => T.quantize8Host(Float32Array.of(1, Infinity), 1, 2, 'fp8', new Uint8Array(2), new Float32Array(1))).toThrow(/non-finite/);
