@@ -2,8 +2,11 @@
 //   - warpgroup 0 is the producer: one thread issues bulk tensor copies (TMA) of the Q tile once and of the K/V tiles
 //     into a 2-stage ring, each completing on an mbarrier; it gives its registers to the consumers (setmaxnreg);
 //   - warpgroups 1 and 2 are consumers, 64 query rows each: S = Q K^T (wgmma, both operands in shared memory),
-//     online softmax in registers, O += P V (wgmma, P from registers: the accumulator layout is the A layout), then
-//     they release the stage. The two consumers run independently, so one's softmax overlaps the other's products.
+//     online softmax in registers, O += P V (wgmma, P from registers: the accumulator layout is the A layout).
+//     Each issues S_t together with P_{t-1} V_{t-1} and runs tile t's softmax while that product is on the tensor
+//     cores; the two take turns issuing (pingpong, named barriers), so one's softmax also overlaps the other's
+//     products. K is loaded one tile ahead of V (a consumer needs K_t with V_{t-1}); 176-key tiles at head dim 128.
+// History and measurements: native/PERF.md.
 // Tiles use the 128-byte swizzle that TMA writes and wgmma reads: a [rows][D] tile is stored as D/64 column halves of
 // [rows][64] (128-byte rows, 16-byte chunk index XOR row % 8), each half 1024-byte aligned.
 #include "common.cuh"
@@ -38,20 +41,6 @@ __device__ __forceinline__ void wgFence() { asm volatile("wgmma.fence.sync.align
 __device__ __forceinline__ void wgCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgWait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
 __device__ __forceinline__ void wgWait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
-// pins register values at this point of the instruction stream, so the compiler does not move their definitions
-// into a wgmma pipeline stage (which would serialise the wgmma instructions, ptxas C7513)
-template <int N>
-__device__ __forceinline__ void fenceRegs(float* r) {
-#pragma unroll
-  for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
-}
-template <int N>
-__device__ __forceinline__ void fenceRegs(uint32_t (*r)[4]) {
-#pragma unroll
-  for (int i = 0; i < N; i++)
-#pragma unroll
-    for (int j = 0; j < 4; j++) asm volatile("" : "+r"(r[i][j])::"memory");
-}
 // named barriers between the two consumer warpgroups (256 threads: 128 wait, 128 arrive)
 __device__ __forceinline__ void namedSync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void namedArrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
