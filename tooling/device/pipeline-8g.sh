@@ -8,8 +8,8 @@
 # 3. when the CLI has --stream-weights, the same job with int8 and fp8 streamed weights, and the rel-L2 of their
 #    latents against the bf16 run (skipped when time runs short: PIPELINE_DEADLINE seconds from the start).
 # Results: $OUT/summary.jsonl (one line per run), family.jsonl, <run>.jsonl/.stderr, env.txt.
-# PIPELINE_8BIT: the 8-bit formats to run after bf16 (default "int8 fp8"; "" skips them: on the H100 an 8-bit load
-# did not finish in ~390 s, host quantization of the 13B DiT alone is ~150-200 s single-threaded).
+# PIPELINE_8BIT: the 8-bit formats to run after bf16 (default "int8 fp8"; "" skips them). Host quantization runs on
+# all cores in the addon (a 13B dual block's largest matrix: tooling/device/results quant-bench lines).
 # Knobs (CPU rehearsal): PIPELINE_SCALE=small PIPELINE_DEVICE=cpu PIPELINE_RES=128 PIPELINE_STEPS=2 (no budget on the CPU).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -43,6 +43,11 @@ rc=$?
 cat "$OUT/family.jsonl"; grep -E "Maximum resident|Elapsed" "$OUT/family.stderr"
 [ $rc -eq 0 ] || { tail -20 "$OUT/family.stderr"; exit 1; }
 df -h "$HF" | tail -1
+
+# the host quantizer's rate on this machine's cores (one 3072 x 12288 bf16 matrix, 1 thread and all)
+if [ -x $P/quantize-bench ]; then
+  for t in 1 0; do $P/quantize-bench --bench 3072 12288 $t; done | tee "$OUT/quant-bench.jsonl"
+fi
 
 export HF_HOME=$HF HF_HUB_OFFLINE=1 FRAMEPACK_DEBUG=1
 job=(generate --image $P/input-640.png --prompt "a paper boat drifts across a pond, gentle ripples, soft morning light"

@@ -17,6 +17,8 @@ if [ -z "${PREPARE_NO_ADDON:-}" ]; then
   (cd packages/tensor-core && node native/build.mjs)
   cp packages/tensor-core/native/build/framepack_cuda.node $P/framepack_cuda.node
 fi
+log "building the host quantizer benchmark"
+g++ -std=c++17 -O3 -pthread -static-libstdc++ -static-libgcc -o $P/quantize-bench packages/tensor-core/test/native/quantize_host_test.cpp packages/tensor-core/native/src/quantize_host.cpp
 log "bundling the CLI, make-family and pipeline-tools"
 bundle() { # entry, output
   pnpm exec esbuild "$1" --bundle --platform=node --format=esm --target=node22 --conditions=source \

@@ -1,6 +1,6 @@
 import * as T from '@framepack/tensor-core';
 import type { DeviceType, DType, Tensor } from '@framepack/tensor-core';
-import type { TensorSource } from '@framepack/safetensors';
+import { directReaderAs, type TensorSource } from '@framepack/safetensors';
 import type { DiTConfig } from './config.js';
 import { DiTInputError } from './errors.js';
 import { ParamScope } from './weights.js';
@@ -68,7 +68,9 @@ export class BlockStreamer {
     }));
     if (opts.weights8bit !== undefined && !(T.WEIGHT8_FORMATS as readonly string[]).includes(opts.weights8bit))
       throw new DiTInputError(`streamBlocks.weights8bit must be 'int8' or 'fp8', got ${String(opts.weights8bit)}`);
-    return new BlockStreamer(T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots, weights8bit: opts.weights8bit }));
+    // a checkpoint storing the model dtype is read straight into the pinned buffers (no intermediate tensor)
+    const readDirect = typeof (source as TensorSource).tensor === 'function' ? directReaderAs(source as TensorSource, opts.dtype) : undefined;
+    return new BlockStreamer(T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots, weights8bit: opts.weights8bit, readDirect }));
   }
 
   /** Whether the block is streamed (else it is resident with the rest of the model). */

@@ -3,7 +3,7 @@ import { EncoderConfigError, EncoderInputError } from './errors.js';
 import { activation, type Activation, mergeHeads, splitHeads } from './layers.js';
 import { type LoadOptions, loadTensors, num, openWeights, posInt, readConfigJson, validateWeights, type WeightSpec } from './weights.js';
 import { createLayerStream, layerGroups, type StreamLayersOptions } from './streaming.js';
-import type { TensorSource } from '@framepack/safetensors';
+import { directReaderAs, type TensorSource } from '@framepack/safetensors';
 
 /** The LlamaConfig fields the text encoder uses (transformers names). */
 export interface LlamaConfig {
@@ -194,7 +194,8 @@ export class LlamaTextEncoder {
     const device = opts.device ?? 'cpu';
     if (!opts.streamLayers) return new LlamaTextEncoder(config, loadTensors(src, prefix, needed, opts), device);
     const groups = layerGroups(needed, spec.shapes, /^layers\.(\d+)\./, 'layers');
-    const streamer = createLayerStream(groups, (k) => src.tensor(prefix + k, { dtype: opts.dtype ?? 'f32', device: 'cpu' }), { dtype: opts.dtype ?? 'f32', device, ...opts.streamLayers });
+    const dtype = opts.dtype ?? 'f32';
+    const streamer = createLayerStream(groups, (k) => src.tensor(prefix + k, { dtype, device: 'cpu' }), { dtype, device, readDirect: directReaderAs(src, dtype, prefix), ...opts.streamLayers });
     try {
       const rest = needed.filter((k) => !/^layers\./.test(k));
       const w = loadTensors(src, prefix, rest.filter((k) => k !== 'embed_tokens.weight'), opts);

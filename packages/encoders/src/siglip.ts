@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '@framepack/tensor-core';
-import type { TensorSource } from '@framepack/safetensors';
+import { directReaderAs, type TensorSource } from '@framepack/safetensors';
 import { resizeImage, type RgbImage, type ResampleFilter } from '@framepack/video-io';
 import { EncoderConfigError, EncoderInputError } from './errors.js';
 import { activation, type Activation, mergeHeads, preLnLayer, preLnLayerShapes, splitHeads } from './layers.js';
@@ -194,7 +194,7 @@ export class SiglipVisionEncoder {
     if (!opts.streamLayers) return new SiglipVisionEncoder(config, loadTensors(src, prefix, keys, opts), pre);
     const dtype = opts.dtype ?? 'f32';
     const streamer = createLayerStream(layerGroups(keys, spec.shapes, LAYER_KEY, 'encoder.layers'), (k) => src.tensor(prefix + k, { dtype, device: 'cpu' }), {
-      dtype, device: opts.device ?? 'cpu', ...opts.streamLayers,
+      dtype, device: opts.device ?? 'cpu', readDirect: directReaderAs(src, dtype, prefix), ...opts.streamLayers,
     });
     try {
       return new SiglipVisionEncoder(config, loadTensors(src, prefix, keys.filter((k) => !LAYER_KEY.test(k)), opts), pre, streamer);

@@ -42,10 +42,13 @@ export function layerGroups(keys: readonly string[], shapes: ReadonlyMap<string,
 }
 
 /** A WeightStreamer over the layer groups, with the slot count checked here (an encoder-level error). */
-export function createLayerStream(groups: T.StreamGroup[], read: (key: string) => T.Tensor, opts: { dtype: T.DType; device: T.DeviceType } & StreamLayersOptions): T.WeightStreamer {
+export function createLayerStream(
+  groups: T.StreamGroup[], read: (key: string) => T.Tensor,
+  opts: { dtype: T.DType; device: T.DeviceType; readDirect?: T.WeightStreamOptions['readDirect'] } & StreamLayersOptions,
+): T.WeightStreamer {
   const slots = opts.slots ?? 2;
   if (!Number.isInteger(slots) || slots < 1) throw new EncoderInputError(`streamLayers.slots must be an integer >= 1 (2 or more to overlap copies with compute), got ${opts.slots}`);
   if (opts.weights8bit !== undefined && !(T.WEIGHT8_FORMATS as readonly string[]).includes(opts.weights8bit))
     throw new EncoderInputError(`streamLayers.weights8bit must be 'int8' or 'fp8', got ${String(opts.weights8bit)}`);
-  return T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots, hostCopy: opts.hostCopy, weights8bit: opts.weights8bit });
+  return T.WeightStreamer.create(groups, read, { dtype: opts.dtype, device: opts.device, slots, hostCopy: opts.hostCopy, weights8bit: opts.weights8bit, readDirect: opts.readDirect });
 }

@@ -17,6 +17,8 @@ export function withLoras(source: TensorSource, stack: LoraStack): TensorSource 
     has: (name: string) => source.has(name),
     info: (name: string): TensorInfo => source.info(name),
     close: () => source.close(),
+    // raw bytes only for the weights no LoRA targets (a merged weight is not the file's bytes)
+    ...(source.readInto ? { readInto: (name: string, dst: Uint8Array) => !stack.has(name) && source.readInto!(name, dst) } : {}),
     tensor(name: string, opts: ReadOptions = {}): Tensor {
       if (!stack.has(name)) return source.tensor(name, opts);
       const dtype = opts.dtype ?? FILE_DTYPE[source.info(name).dtype] ?? 'f32';

@@ -257,6 +257,11 @@ describe('withLoras (merge while a checkpoint is read)', () => {
       const other = 'transformer_blocks.0.attn.to_k.weight';
       expect(src.tensor(other).toFloat32Array()).toEqual(bf[other].toFloat32Array());
       expect(src.keys().length).toBe(shapes.size);
+      // raw bytes (a weight streamer's fast path) only for untargeted weights: a merged weight is not the file's bytes
+      expect(src.readInto!(key, new Uint8Array(base.numel * 2))).toBe(false);
+      const rawOther = new Uint8Array(bf[other].numel * 2);
+      expect(src.readInto!(other, rawOther)).toBe(true);
+      expect(Array.from(new Uint16Array(rawOther.buffer))).toEqual(Array.from(bf[other].toHost() as Uint16Array));
     } finally {
       src.close();
     }

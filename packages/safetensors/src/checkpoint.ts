@@ -48,6 +48,9 @@ export class ShardedCheckpoint implements TensorSource {
   tensor(name: string, opts?: ReadOptions): Tensor {
     return this.shard(name).tensor(name, opts);
   }
+  readInto(name: string, dst: Uint8Array): boolean {
+    return this.shard(name).readInto(name, dst);
+  }
   close(): void {
     for (const f of this.#open.values()) f.close();
     this.#open.clear();

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { allocHost, cast, type DeviceType, type DType, fromHost, type HostArray, type Tensor } from '@framepack/tensor-core';
-import { NATIVE_DTYPE, ST_DTYPE_BYTES, type StDType, widen } from './dtypes.js';
+import { allocHost, cast, type DeviceType, type DType, f16ToBf16Bits, fromHost, type HostArray, type Tensor } from '@framepack/tensor-core';
+import { FILE_DTYPE, NATIVE_DTYPE, ST_DTYPE_BYTES, type StDType, widen } from './dtypes.js';
 import { SafetensorsError } from './errors.js';
 
 /** Header JSON larger than this is refused (the reference implementation uses the same 100 MB cap). */
@@ -25,7 +25,39 @@ export interface TensorSource {
   has(name: string): boolean;
   info(name: string): TensorInfo;
   tensor(name: string, opts?: ReadOptions): Tensor;
+  /**
+   * Copy the tensor's stored bytes (its file dtype, little-endian) straight into `dst`, which must hold exactly
+   * that many bytes: no intermediate buffer (a weight streamer reads into pinned memory this way). Returns false
+   * when this source's bytes are not the tensor's values (a view that transforms the key, e.g. merges a LoRA):
+   * read it with `tensor` then. Optional: sources without it are always read with `tensor`.
+   */
+  readInto?(name: string, dst: Uint8Array): boolean;
   close(): void;
+}
+
+/**
+ * For a weight streamer: a reader that fills `dst` with a tensor's values in `dtype` straight from the file, with no
+ * intermediate tensor: the stored bytes when the file holds `dtype`, and for an F16 tensor read as bf16 (the real
+ * text encoders' checkpoints) the bytes converted by tensor-core's table (the same bits as a cast). Returns false
+ * when it cannot (another dtype pair, or a size that is not dst's: the caller then reads with `tensor`, which also
+ * reports the mismatch). Undefined when the source has no raw reads. `prefix` is prepended to the keys.
+ */
+export function directReaderAs(source: TensorSource, dtype: DType, prefix = ''): ((key: string, dst: Uint8Array) => boolean) | undefined {
+  if (!source.readInto) return undefined;
+  const want = FILE_DTYPE[dtype];
+  let halves = new Uint16Array(0); // F16 bytes of the tensor being converted (reused)
+  return (key, dst) => {
+    const i = source.info(prefix + key);
+    const n = i.end - i.begin;
+    if (n !== dst.byteLength) return false;
+    if (i.dtype === want) return source.readInto!(prefix + key, dst);
+    if (i.dtype !== 'F16' || dtype !== 'bf16' || dst.byteOffset % 2 !== 0) return false;
+    if (halves.length < n / 2) halves = new Uint16Array(n / 2);
+    const src = halves.subarray(0, n / 2);
+    if (!source.readInto!(prefix + key, new Uint8Array(src.buffer, 0, n))) return false;
+    f16ToBf16Bits(src, new Uint16Array(dst.buffer, dst.byteOffset, n / 2));
+    return true;
+  };
 }
 
 /** One .safetensors file: the header is parsed and validated on open; tensors are read one at a time by positioned reads. */
@@ -115,16 +147,24 @@ export class SafetensorsFile implements TensorSource {
   /** Raw bytes of one tensor (positioned read; nothing else of the file is loaded). */
   readBytes(name: string): Uint8Array {
     const i = this.info(name);
+    const bytes = new Uint8Array(new ArrayBuffer(i.end - i.begin));
+    this.readInto(name, bytes);
+    return bytes;
+  }
+
+  /** Positioned read of the tensor's stored bytes into `dst` (exactly their size). Always true for a file. */
+  readInto(name: string, dst: Uint8Array): boolean {
+    const i = this.info(name);
     if (this.#fd === null) throw new SafetensorsError('file is closed', 'E_IO', this.path, name);
     const n = i.end - i.begin;
-    const bytes = new Uint8Array(new ArrayBuffer(n));
+    if (dst.byteLength !== n) throw new SafetensorsError(`readInto: the tensor has ${n} bytes, the destination ${dst.byteLength}`, 'E_IO', this.path, name);
     let done = 0;
     while (done < n) {
-      const got = readSync(this.#fd, bytes, done, Math.min(n - done, 1 << 30), this.#dataStart + i.begin + done);
+      const got = readSync(this.#fd, dst, done, Math.min(n - done, 1 << 30), this.#dataStart + i.begin + done);
       if (got === 0) throw new SafetensorsError(`unexpected end of file after ${done} of ${n} bytes`, 'E_TRUNCATED', this.path, name);
       done += got;
     }
-    return bytes;
+    return true;
   }
 
   tensor(name: string, opts: ReadOptions = {}): Tensor {

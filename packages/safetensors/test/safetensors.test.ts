@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '@framepack/tensor-core';
 import { describe, expect, it } from 'vitest';
-import { openCheckpoint, openSafetensors, SafetensorsError, writeSafetensors } from '@framepack/safetensors';
+import { openCheckpoint, openSafetensors, directReaderAs, SafetensorsError, writeSafetensors } from '@framepack/safetensors';
 
 const dir = mkdtempSync(join(tmpdir(), 'st-'));
 const GOLDEN = join(__dirname, '../../../../shared/golden');
@@ -113,6 +113,54 @@ describe('sharded checkpoints', () => {
     c.close();
     writeFileSync(join(d, 'bad.safetensors.index.json'), JSON.stringify({ weight_map: { z: 'gone.safetensors' } }));
     expectCode(() => openCheckpoint(join(d, 'bad.safetensors.index.json')), 'E_INDEX', 'gone.safetensors');
+  });
+});
+
+describe('raw reads (weight streaming straight into pinned buffers)', () => {
+  it('readInto copies the stored bytes; directReaderAs answers for the model dtype (and F16 as bf16) at the exact size', () => {
+    const d = mkdtempSync(join(tmpdir(), 'raw-'));
+    const w = T.tensor([1.5, -2, 3.25, 0.125], [2, 2], { dtype: 'bf16' });
+    writeSafetensors(join(d, 'model-00001-of-00002.safetensors'), { 'm.w': w });
+    writeSafetensors(join(d, 'model-00002-of-00002.safetensors'), { 'm.f': T.tensor([1, 2], [2]) });
+    writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'm.w': 'model-00001-of-00002.safetensors', 'm.f': 'model-00002-of-00002.safetensors' } }));
+    const c = openCheckpoint(d);
+    try {
+      const dst = new Uint8Array(8);
+      expect(c.readInto!('m.w', dst)).toBe(true);
+      expect(Array.from(new Uint16Array(dst.buffer))).toEqual(Array.from(w.toHost() as Uint16Array));
+      expectCode(() => c.readInto!('m.w', new Uint8Array(6)), 'E_IO', 'the destination 6');
+      const raw = directReaderAs(c, 'bf16', 'm.')!;
+      const again = new Uint8Array(8);
+      expect(raw('w', again)).toBe(true);
+      expect(again).toEqual(dst);
+      expect(raw('f', new Uint8Array(4))).toBe(false); // stored F32: needs a cast
+      expect(raw('w', new Uint8Array(4))).toBe(false); // another size: read (and fail) through tensor()
+      expect(directReaderAs(c, 'f32', 'm.')!('f', new Uint8Array(8))).toBe(true);
+      expect(directReaderAs(c, 'f16', 'm.')!('w', new Uint8Array(8))).toBe(false); // bf16 file as f16: cast
+      // a source without raw reads gets no raw reader
+      expect(directReaderAs({ keys: () => [], has: () => false, info: c.info.bind(c), tensor: c.tensor.bind(c), close: () => {} }, 'bf16')).toBeUndefined();
+    } finally {
+      c.close();
+    }
+  });
+
+  it('an F16 tensor read as bf16 is converted by table: the same bits as tensor() with a cast, for all 65536 patterns', () => {
+    const d = mkdtempSync(join(tmpdir(), 'raw16-'));
+    const all = T.fromHost(Uint16Array.from({ length: 65536 }, (_, i) => i), [256, 256], 'f16');
+    writeSafetensors(join(d, 'h.safetensors'), { h: all });
+    const f = openSafetensors(join(d, 'h.safetensors'));
+    try {
+      const dst = new Uint8Array(65536 * 2 + 2);
+      const view = dst.subarray(2); // at an offset, as inside a packed buffer
+      expect(directReaderAs(f, 'bf16')!('h', view)).toBe(true);
+      const want = f.tensor('h', { dtype: 'bf16' }).toHost() as Uint16Array;
+      expect(Buffer.compare(Buffer.from(view), Buffer.from(want.buffer, want.byteOffset, want.byteLength))).toBe(0);
+      // and that cast is the formula: decode to f32, round to bf16 (NaNs quieted), pattern by pattern
+      const formula = Uint16Array.from({ length: 65536 }, (_, h) => T.f32ToBf16Bits(T.f16BitsToF32(h)));
+      expect(Array.from(want)).toEqual(Array.from(formula));
+    } finally {
+      f.close();
+    }
   });
 });
 

@@ -92,6 +92,23 @@ export function f16BitsToF32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
+let f16F32: Float32Array | null = null;
+let f16Bf16: Uint16Array | null = null;
+/** The f32 value of every f16 bit pattern (exact; built once): decoding by table is ~10x faster than by formula. */
+function f16Table(): Float32Array {
+  return (f16F32 ??= Float32Array.from({ length: 65536 }, (_, h) => f16BitsToF32(h)));
+}
+/**
+ * f16 bit patterns to bf16 ones, by a 64K table: the same bits as decoding to f32 and rounding to bf16 (what a cast
+ * does), at table-lookup speed (an f16 checkpoint loaded as bf16 goes through this for every weight).
+ */
+export function f16ToBf16Bits(src: Uint16Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  if (dst.length !== src.length) throw new RangeError(`f16ToBf16Bits: ${src.length} values into ${dst.length}`);
+  const t = (f16Bf16 ??= Uint16Array.from(f16Table(), (x) => f32ToBf16Bits(x)));
+  for (let i = 0; i < src.length; i++) dst[i] = t[src[i]];
+  return dst;
+}
+
 /** Decode any host array to f32 values (copy unless already f32, then the same array is returned). */
 export function hostToF32(dtype: DType, data: HostArray): Float32Array {
   if (dtype === 'f32') return data as Float32Array;
@@ -102,7 +119,8 @@ export function hostToF32(dtype: DType, data: HostArray): Float32Array {
     for (let i = 0; i < src.length; i++) o32[i] = src[i] << 16;
   } else if (dtype === 'f16') {
     const src = data as Uint16Array;
-    for (let i = 0; i < src.length; i++) out[i] = f16BitsToF32(src[i]);
+    const t = f16Table();
+    for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
   } else if (dtype === 'i64') {
     const src = data as BigInt64Array;
     for (let i = 0; i < src.length; i++) out[i] = Number(src[i]);

@@ -22,7 +22,7 @@ import { dequantize8Into } from './quant8.js';
 import { assertWeight8Format, isQuantizable8, quantize8Host, quantize8HostBf16, type Weight8Format } from './quant8-codec.js';
 import { keep } from './scope.js';
 import type { Tensor } from './tensor.js';
-import { allocPinned, copyToDeviceAsync, CudaEvent, CudaStream } from './cuda/index.js';
+import { allocPinned, copyToDeviceAsync, CudaEvent, CudaStream, quantize8HostNative } from './cuda/index.js';
 
 /** Bad streaming options or an out-of-order acquire/release. */
 export class WeightStreamError extends TensorError {
@@ -57,6 +57,12 @@ export interface WeightStreamOptions {
    * group's matrices in the model dtype and a dequantize pass per acquire. Default: none (model dtype).
    */
   weights8bit?: Weight8Format;
+  /**
+   * Fill `dst` with a parameter's values stored as `dtype` (little-endian, exactly dst.byteLength bytes) and return
+   * true, or return false when it cannot (then `read` is used). A checkpoint that stores the weights in the model
+   * dtype reads them straight into the pinned buffer this way: no intermediate tensor (safetensors `directReaderAs`).
+   */
+  readDirect?: (key: string, dst: Uint8Array) => boolean;
 }
 
 /** Where one parameter lives: in the model-dtype part (`offset`), or quantized (codes/scales/scratch offsets). */
@@ -180,30 +186,67 @@ class CudaTransfer implements Transfer {
 }
 
 /**
- * Read a group's parameters one tensor at a time into `host` (moved to the host, cast to the model dtype,
- * disposed); quantized matrices are quantized from their model-dtype values, so they match a resident model's.
+ * Reads groups' parameters into host buffers: straight into the buffer with `readDirect` when the source stores the
+ * model dtype, else one tensor at a time with `read` (moved to the host, cast to the model dtype, disposed).
+ * Quantized matrices are quantized from their model-dtype values, so they match a resident model's.
  */
-function readInto(group: HostGroup, host: HostParts, read: (key: string) => Tensor, dtype: DType, format: Weight8Format | null): void {
-  for (const p of group.params) {
-    const t = read(p.key);
+class GroupReader {
+  /** bf16 bits of the matrix being quantized (reused: one matrix at a time). */
+  #bits = new Uint16Array(0);
+  constructor(
+    readonly read: (key: string) => Tensor,
+    readonly readDirect: ((key: string, dst: Uint8Array) => boolean) | undefined,
+    readonly dtype: DType,
+    readonly format: Weight8Format | null,
+  ) {}
+
+  fill(group: HostGroup, host: HostParts): void {
+    const bpe = BYTES_PER_ELEMENT[this.dtype];
+    for (const p of group.params) {
+      if (p.q8 && this.format) this.#quantized(p, host);
+      else if (!this.readDirect?.(p.key, new Uint8Array(host.plain.buffer, host.plain.byteOffset + p.offset * bpe, p.numel * bpe)))
+        this.#viaTensor(p, (typed) => (host.plain as Float32Array).set(typed.toHost() as Float32Array, p.offset));
+    }
+  }
+
+  #quantized(p: PackedParam, host: HostParts): void {
+    const [rows, cols] = p.shape;
+    const codes = host.codes.subarray(p.q8!.codes, p.q8!.codes + p.numel), scales = host.scales.subarray(p.q8!.scales, p.q8!.scales + rows);
+    if (this.dtype === 'bf16' && this.readDirect) {
+      if (this.#bits.length < p.numel) this.#bits = new Uint16Array(p.numel);
+      const bits = this.#bits.subarray(0, p.numel);
+      if (this.readDirect(p.key, new Uint8Array(bits.buffer, 0, p.numel * 2))) return quantizeMatrix(bits, rows, cols, this.format!, codes, scales);
+    }
+    // bf16 (the usual storage) from its bit patterns, without widening the matrix to f32 first
+    this.#viaTensor(p, (typed) => quantizeMatrix(this.dtype === 'bf16' ? (typed.toHost() as Uint16Array) : typed.toFloat32Array(), rows, cols, this.format!, codes, scales));
+  }
+
+  #viaTensor(p: PackedParam, use: (typed: Tensor) => void): void {
+    const t = this.read(p.key);
     if (t.numel !== p.numel) {
       t.dispose();
       throw new WeightStreamError(`weight streaming: ${p.key} has ${t.numel} values, expected shape [${p.shape}]`);
     }
     const onHost = toDevice(t, 'cpu');
-    const typed = cast(onHost, dtype);
+    const typed = cast(onHost, this.dtype);
     try {
-      if (p.q8 && format) {
-        // bf16 (the usual storage): straight from the bit patterns, without widening the matrix to f32 first
-        if (dtype === 'bf16') quantize8HostBf16(typed.toHost() as Uint16Array, p.shape[0], p.shape[1], format, host.codes, host.scales, p.q8.codes, p.q8.scales);
-        else quantize8Host(typed.toFloat32Array(), p.shape[0], p.shape[1], format, host.codes, host.scales, p.q8.codes, p.q8.scales);
-      } else (host.plain as Float32Array).set(typed.toHost() as Float32Array, p.offset);
+      use(typed);
     } finally {
       typed.dispose();
       onHost.dispose();
       t.dispose();
     }
   }
+}
+
+/**
+ * One matrix into its codes and row scales: on all cores with the addon when it is loaded, else with the TypeScript
+ * definition (the same bytes: test/native-quantize.test.ts). `src`: f32 values or bf16 bits.
+ */
+function quantizeMatrix(src: Float32Array | Uint16Array, rows: number, cols: number, format: Weight8Format, codes: Uint8Array, scales: Float32Array): void {
+  if (quantize8HostNative(src, rows, cols, format, codes, scales)) return;
+  if (src instanceof Uint16Array) quantize8HostBf16(src, rows, cols, format, codes, scales);
+  else quantize8Host(src, rows, cols, format, codes, scales);
 }
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
@@ -268,8 +311,7 @@ export class WeightStreamer {
   readonly #slots: Slot[] = [];
   readonly #transfer: Transfer;
   /** 'source' mode: where each copy reads its group from. */
-  readonly #read: ((key: string) => Tensor) | null;
-  readonly #dtype: DType;
+  readonly #reader: GroupReader | null;
   readonly #format: Weight8Format | null;
   /** 8-bit mode: the model-dtype buffer the acquired group's matrices are dequantized into, and whose they are. */
   #scratch: Tensor | null = null;
@@ -278,11 +320,10 @@ export class WeightStreamer {
   readonly order: readonly string[];
   #loads = 0;
 
-  private constructor(groups: HostGroup[], transfer: Transfer, slots: number, dtype: DType, device: DeviceType, read: ((key: string) => Tensor) | null, format: Weight8Format | null) {
+  private constructor(groups: HostGroup[], transfer: Transfer, slots: number, dtype: DType, device: DeviceType, reader: GroupReader | null, format: Weight8Format | null) {
     this.order = groups.map((g) => g.name);
     this.#transfer = transfer;
-    this.#read = read;
-    this.#dtype = dtype;
+    this.#reader = reader;
     this.#format = format;
     for (const g of groups) this.#groups.set(g.name, g);
     const max: PartSizes = { plain: 1, codes: 0, scales: 0, scratch: 0 };
@@ -296,7 +337,7 @@ export class WeightStreamer {
             codes: max.codes > 0 ? keep(zeros([max.codes], { dtype: 'u8', device })) : null,
             scales: max.scales > 0 ? keep(zeros([max.scales], { dtype: 'f32', device })) : null,
           },
-          staging: read ? carveParts(transfer.allocBytes(partsBytes(max, dtype)[3]), max, dtype) : null,
+          staging: reader ? carveParts(transfer.allocBytes(partsBytes(max, dtype)[3]), max, dtype) : null,
           tag: null, busy: false, views: new Map(), sync: null,
         });
     } catch (e) {
@@ -308,7 +349,7 @@ export class WeightStreamer {
   /**
    * Read every group's parameters with `read` (one tensor at a time, any device/dtype: it is moved to the host,
    * cast (and quantized, with `weights8bit`), copied into the group's packed buffer and disposed, so no second full
-   * copy is ever held) and set up the device slots. `groups` is the execution order. What `read` returns is
+   * copy is ever held), or straight into the buffer with `opts.readDirect` where it can, and set up the device slots. `groups` is the execution order. What `read` returns is
    * disposed: to stream tensors the caller keeps, return a view (`T.reshape(t, t.shape)`).
    */
   static create(groups: readonly StreamGroup[], read: (key: string) => Tensor, opts: WeightStreamOptions): WeightStreamer {
@@ -321,6 +362,7 @@ export class WeightStreamer {
     const format = opts.weights8bit ?? null;
     if (format !== null) assertWeight8Format(format);
     const transfer: Transfer = opts.device === 'cuda' ? new CudaTransfer() : new SyncTransfer(opts.device);
+    const reader = new GroupReader(read, opts.readDirect, opts.dtype, format);
     const packed: HostGroup[] = [];
     try {
       for (const g of groups) {
@@ -329,7 +371,7 @@ export class WeightStreamer {
         if (mode === 'packed') {
           // quantized group by group: only this group's host buffer (and one tensor being read) is held extra
           group.host = carveParts(transfer.allocBytes(partsBytes(sizes, opts.dtype)[3]), sizes, opts.dtype);
-          readInto(group, group.host, read, opts.dtype, format);
+          reader.fill(group, group.host);
         }
         packed.push(group);
       }
@@ -337,7 +379,7 @@ export class WeightStreamer {
       transfer.dispose([]);
       throw e;
     }
-    return new WeightStreamer(packed, transfer, slots, opts.dtype, opts.device, mode === 'source' ? read : null, format);
+    return new WeightStreamer(packed, transfer, slots, opts.dtype, opts.device, mode === 'source' ? reader : null, format);
   }
 
   /** Device slots (each as large as the largest group). */
@@ -393,7 +435,7 @@ export class WeightStreamer {
     if (!host) {
       // read the group again into the slot's staging buffers, once its previous copy has left them
       this.#transfer.copied(slot);
-      readInto(group, slot.staging!, this.#read!, this.#dtype, this.#format);
+      this.#reader!.fill(group, slot.staging!);
       host = slot.staging!;
     }
     const copies = this.#copies(slot, group, host);

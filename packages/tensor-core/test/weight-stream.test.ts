@@ -71,6 +71,42 @@ describe('WeightStreamer', () => {
     expect(() => T.WeightStreamer.create(groups, read, { dtype: 'f32', device: 'cpu', hostCopy: 'disk' as 'source' })).toThrow(/hostCopy/);
   });
 
+  it('readDirect fills parameters straight from stored bytes where it can, read covers the rest: same weights', () => {
+    // a matrix wide enough to quantize, a bias, a second group
+    const rawGroups: T.StreamGroup[] = [
+      { name: 'r0', params: [{ key: 'r0.w', shape: [4, 32] }, { key: 'r0.b', shape: [4] }] },
+      { name: 'r1', params: [{ key: 'r1.w', shape: [3, 16] }] },
+    ];
+    let x = 0.37;
+    const src = new Map(rawGroups.flatMap((g) => g.params).map((p) => [p.key, T.cast(T.tensor(Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => (x = (x * 7.13) % 1.9) - 0.95), p.shape), 'bf16')]));
+    const readFrom = (calls: string[]) => (k: string) => (calls.push(k), T.reshape(src.get(k)!, src.get(k)!.shape));
+    // raw bytes for every key but r1.w (as a checkpoint storing another dtype would answer)
+    const raw = (k: string, dst: Uint8Array) => {
+      if (k === 'r1.w') return false;
+      const bits = src.get(k)!.toHost() as Uint16Array;
+      expect(dst.byteLength).toBe(bits.byteLength);
+      dst.set(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
+      return true;
+    };
+    for (const weights8bit of [undefined, 'int8', 'fp8'] as const)
+      for (const hostCopy of ['packed', 'source'] as const) {
+        const viaRead: string[] = [], viaRaw: string[] = [];
+        const opts = { dtype: 'bf16' as const, device: 'cpu' as const, slots: 1, hostCopy, ...(weights8bit ? { weights8bit } : {}) };
+        const plain = T.WeightStreamer.create(rawGroups, readFrom(viaRead), opts);
+        const fast = T.WeightStreamer.create(rawGroups, readFrom(viaRaw), { ...opts, readDirect: raw });
+        for (const g of rawGroups) {
+          const want = plain.acquire(g.name), got = fast.acquire(g.name);
+          for (const p of g.params) expect(got.get(p.key)!.toArray(), `${p.key} ${weights8bit ?? 'bf16'} ${hostCopy}`).toEqual(want.get(p.key)!.toArray());
+          plain.release(g.name);
+          fast.release(g.name);
+        }
+        expect(new Set(viaRaw)).toEqual(new Set(['r1.w'])); // only the key raw declined went through read
+        expect(viaRead.length).toBeGreaterThanOrEqual(3);
+        plain.dispose();
+        fast.dispose();
+      }
+  });
+
   it('casts to the storage dtype', () => {
     const s = T.WeightStreamer.create(groups, read, { dtype: 'bf16', device: 'cpu', slots: 1 });
     const a = s.acquire('g1').get('g1.a')!;

@@ -8,6 +8,7 @@
 #include "allocator.h"
 #include "common.cuh"
 #include "cublaslt.h"
+#include "quantize_host.h"
 
 cudaStream_t g_stream = nullptr;
 // kernels_quant.cu
@@ -196,6 +197,19 @@ FN(Fill)  // (ptr, n, esize, value, dt)
   launchFill(P(info[0]), I(info[1]), esize, bits);
 END
 FN(Cast) launchCast(P(info[0]), N32(info[1]), P(info[2]), N32(info[3]), I(info[4])); END
+// (src Float32Array | Uint16Array of bf16 bits, rows, cols, fp8, codes Uint8Array, scales Float32Array) -> the first
+// row with a non-finite value, or -1. Host work on all cores (load-time quantization of streamed weights).
+FN(Quantize8Host)
+  Napi::TypedArray src = info[0].As<Napi::TypedArray>(), codes = info[4].As<Napi::TypedArray>(), scales = info[5].As<Napi::TypedArray>();
+  const int64_t rows = I(info[1]), cols = I(info[2]);
+  const bool f32 = src.TypedArrayType() == napi_float32_array;
+  if (!f32 && src.TypedArrayType() != napi_uint16_array) throw std::runtime_error("quantize8Host: src must be a Float32Array or a Uint16Array (bf16 bits)");
+  if (rows < 0 || cols < 0 || (int64_t)src.ElementLength() != rows * cols || (int64_t)codes.ByteLength() != rows * cols || (int64_t)scales.ByteLength() != rows * 4)
+    throw std::runtime_error("quantize8Host: buffer sizes do not match (rows, cols)");
+  auto at = [](const Napi::TypedArray& t) { return (uint8_t*)t.ArrayBuffer().Data() + t.ByteOffset(); };
+  const int64_t bad = fpq::quantize8(at(src), f32 ? fpq::Source::F32 : fpq::Source::BF16, rows, cols, N32(info[3]) != 0, at(codes), (float*)at(scales), 0);
+  return Napi::Number::New(env, (double)bad);
+END
 FN(Dequant8) launchDequant8(P(info[0]), P(info[1]), P(info[2]), N32(info[3]), N32(info[4]), I(info[5]), I(info[6])); END  // (codes, scales, y, dtOut, fp8, rows, cols)
 FN(Unary) launchUnary(N32(info[0]), P(info[1]), P(info[2]), N32(info[3]), I(info[4])); END
 FN(Binary)  // (op, a, b, y, dt, n, bcast, fast?) with fast = [bm, M, Q] when a has the output's shape (see backend.ts)
@@ -370,7 +384,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   REG("stridedCopy", StridedCopy); REG("pad", Pad); REG("indexSelect", IndexSelect); REG("gather", Gather); REG("reduce", Reduce);
   REG("variance", Variance); REG("softmax", Softmax); REG("norm", Norm); REG("groupNorm", GroupNorm); REG("gemm", Gemm);
   REG("cublasInfo", CublasInfo); REG("attention", Attention); REG("conv3d", Conv3d);
-  REG("dequant8", Dequant8);
+  REG("dequant8", Dequant8); REG("quantize8Host", Quantize8Host);
   exports.Set("buildArchs", Napi::String::New(env, FRAMEPACK_CUDA_ARCHS));
   return exports;
 }

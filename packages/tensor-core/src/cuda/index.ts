@@ -3,6 +3,7 @@
 import { backendFor } from '../device.js';
 import { DeviceError, OutOfMemoryError, ShapeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
+import { QuantizeError, type Weight8Format } from '../quant8-codec.js';
 import { CudaBackend } from './backend.js';
 import { type Addon, type AllocatorStats, type DeviceInfo, loadAddon, type Ptr } from './native.js';
 
@@ -52,6 +53,19 @@ export function loadCudaBackend(): CudaBackend {
   const env = process.env.FRAMEPACK_VRAM_BUDGET;
   if (env) b.addon.setBudget(parseBytes(env));
   return b;
+}
+
+/**
+ * Quantize a row-major (rows, cols) matrix on all CPU cores with the addon (native/src/quantize_host.cpp): the same
+ * codes and scales as quantize8Host (f32 values) / quantize8HostBf16 (bf16 bits). Returns false, doing nothing, when
+ * the addon is not loaded (no GPU or no build): use those then. Throws QuantizeError on a non-finite value.
+ */
+export function quantize8HostNative(src: Float32Array | Uint16Array, rows: number, cols: number, format: Weight8Format, codes: Uint8Array, scales: Float32Array): boolean {
+  const r = loadAddon();
+  if ('error' in r) return false;
+  const bad = r.addon.quantize8Host(src, rows, cols, format === 'fp8' ? 1 : 0, codes, scales);
+  if (bad >= 0) throw new QuantizeError(`quantize8: row ${bad} holds a non-finite value; 8-bit formats need finite weights`);
+  return true;
 }
 
 function cuda(): CudaBackend {

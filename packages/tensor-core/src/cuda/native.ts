@@ -83,6 +83,8 @@ export interface Addon {
   attention(q: Ptr, k: Ptr, v: Ptr, o: Ptr, mask: Ptr | null, mstride: number[], dt: number, B: number, H: number, Lq: number, Lk: number, D: number, Dv: number, causal: boolean, scale: number, blhd?: boolean): boolean;
   /** y (rows*cols, dtOut) = decode(codes) * scales[row]; fmt 0 int8, 1 fp8 e4m3fn (kernels_quant.cu). */
   dequant8(codes: Ptr, scales: Ptr, y: Ptr, dtOut: number, fmt: number, rows: number, cols: number): void;
+  /** Host quantization on all cores (quantize_host.cpp): the first row with a non-finite value, or -1. */
+  quantize8Host(src: Float32Array | Uint16Array, rows: number, cols: number, fp8: number, codes: Uint8Array, scales: Float32Array): number;
   conv3d(x: Ptr, w: Ptr, b: Ptr | null, y: Ptr, dt: number, xs: number[], ws: number[], os: number[], stride: number[], pad: number[]): void;
 }
 
