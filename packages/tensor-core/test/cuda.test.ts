@@ -154,6 +154,25 @@ describe(`CUDA dequantize8 (8-bit streamed weights) bit-exact vs the CPU backend
       });
     }
 
+  it.skipIf(!gpu)("the addon's threaded host quantizer (what the streamers use here) equals the TypeScript definition, views at offsets", () => {
+    const rows = 300, cols = 1024; // > 1M values: several threads
+    const f32 = randn(rows * cols + 3).subarray(3);
+    const bf = Uint16Array.from(new Uint32Array(f32.slice().buffer), (b) => b >>> 16);
+    for (const format of ['int8', 'fp8'] as const)
+      for (const src of [f32, bf]) {
+        const codes = new Uint8Array(rows * cols + 5).subarray(5), scales = new Float32Array(rows + 1).subarray(1);
+        expect(T.quantize8HostNative(src, rows, cols, format, codes, scales)).toBe(true);
+        const wantCodes = new Uint8Array(rows * cols), wantScales = new Float32Array(rows);
+        if (src instanceof Float32Array) T.quantize8Host(src, rows, cols, format, wantCodes, wantScales);
+        else T.quantize8HostBf16(src, rows, cols, format, wantCodes, wantScales);
+        expect(mismatch(Array.from(codes), Array.from(wantCodes)), `${format} ${src.constructor.name} codes`).toBe(-1);
+        expect(mismatch(Array.from(scales), Array.from(wantScales)), `${format} ${src.constructor.name} scales`).toBe(-1);
+      }
+    const bad = f32.slice();
+    bad[7 * cols + 1] = NaN;
+    expect(() => T.quantize8HostNative(bad, rows, cols, 'int8', new Uint8Array(rows * cols), new Float32Array(rows))).toThrow(/row 7 /);
+  });
+
   it.skipIf(!gpu)('WeightStreamer with 8-bit weights on CUDA (pinned parts, copy stream, dequantize) equals the CPU streamer bit for bit', () => {
     const groups: T.StreamGroup[] = [0, 1, 2].map((g) => ({
       name: `b${g}`,
