@@ -221,31 +221,46 @@ T.tidy(() => {
   // VAE-like conv3d: 128 -> 128 channels, 3x3x3, 5 x 80 x 80
   const x = rnd([1, 128, 5, 80, 80]), w = rnd([128, 128, 3, 3, 3], 'bf16', 0.05);
   const flop = 2 * 128 * 128 * 27 * 5 * 80 * 80;
-  const ms = time(() => T.conv3d(x, w, null, { padding: 1 }), 5);
-  emit({ kind: 'conv3d', path: 'im2col+cuBLASLt (default)', shape: '1x128x5x80x80 k3', ms, tflops: flop / (ms * 1e-3) / 1e12 });
-  const colOut = T.conv3d(x, w, null, { padding: 1 }).toFloat32Array();
+  const b = rnd([128], 'bf16', 0.1);
+  // the default: cuDNN when it loads (T.cudnnInfo() says), then our im2col + cuBLASLt with FRAMEPACK_CONV_CUDNN=0
+  const info = T.cudnnInfo();
+  const msd = time(() => T.conv3d(x, w, b, { padding: 1 }), 5);
+  const defOut = T.conv3d(x, w, b, { padding: 1 }).toFloat32Array();
+  process.env.FRAMEPACK_CONV_CUDNN = '0';
+  const ms = time(() => T.conv3d(x, w, b, { padding: 1 }), 5);
+  const colOut = T.conv3d(x, w, b, { padding: 1 }).toFloat32Array();
+  const e0 = relL2(defOut, colOut);
+  if (!(e0 < 1e-2)) failed++;
+  emit({ kind: 'conv3d', path: `default: ${info}`, shape: '1x128x5x80x80 k3 +bias', ms: msd, tflops: flop / (msd * 1e-3) / 1e12, relL2VsIm2col: e0 });
+  emit({ kind: 'conv3d', path: 'im2col+cuBLASLt (FRAMEPACK_CONV_CUDNN=0)', shape: '1x128x5x80x80 k3 +bias', ms, tflops: flop / (ms * 1e-3) / 1e12 });
   process.env.FRAMEPACK_CONV_MMA = '1';
-  const msc = time(() => T.conv3d(x, w, null, { padding: 1 }), 5);
-  const mmaOut = T.conv3d(x, w, null, { padding: 1 }).toFloat32Array();
+  const msc = time(() => T.conv3d(x, w, b, { padding: 1 }), 5);
+  const mmaOut = T.conv3d(x, w, b, { padding: 1 }).toFloat32Array();
   delete process.env.FRAMEPACK_CONV_MMA;
   const e2 = relL2(mmaOut, colOut);
   if (!(e2 < 1e-2)) failed++;
-  emit({ kind: 'conv3d', path: 'tensor-core implicit GEMM (FRAMEPACK_CONV_MMA=1 / budget fallback)', shape: '1x128x5x80x80 k3', ms: msc, tflops: flop / (msc * 1e-3) / 1e12, relL2MmaVsIm2col: e2 });
-  T.tidy(() => {
-    // the VAE decoder's widest layer at 640x640 output: 128 ch at full resolution
-    const xb = rnd([1, 128, 2, 320, 320]), wb = rnd([128, 128, 3, 3, 3], 'bf16', 0.05);
-    const fb = 2 * 128 * 128 * 27 * 2 * 320 * 320;
-    const mb = time(() => T.conv3d(xb, wb, null, { padding: 1 }), 3);
-    emit({ kind: 'conv3d', path: 'im2col+cuBLASLt (default)', shape: '1x128x2x320x320 k3', ms: mb, tflops: fb / (mb * 1e-3) / 1e12 });
-  });
+  emit({ kind: 'conv3d', path: 'tensor-core implicit GEMM (FRAMEPACK_CONV_MMA=1 / budget fallback)', shape: '1x128x5x80x80 k3 +bias', ms: msc, tflops: flop / (msc * 1e-3) / 1e12, relL2MmaVsIm2col: e2 });
   process.env.FRAMEPACK_CONV_IMPLICIT = '1';
-  const msi = time(() => T.conv3d(x, w, null, { padding: 1 }), 3);
-  const a = T.conv3d(x, w, null, { padding: 1 }).toFloat32Array();
+  const msi = time(() => T.conv3d(x, w, b, { padding: 1 }), 3);
+  const a = T.conv3d(x, w, b, { padding: 1 }).toFloat32Array();
   delete process.env.FRAMEPACK_CONV_IMPLICIT;
-  const c = T.conv3d(x, w, null, { padding: 1 }).toFloat32Array();
-  const err = relL2(c, a);
+  const err = relL2(colOut, a);
   if (!(err < 1e-2)) failed++;
-  emit({ kind: 'conv3d', path: 'implicit-gemm kernel', shape: '1x128x5x80x80 k3', ms: msi, tflops: flop / (msi * 1e-3) / 1e12, relL2VsDefault: err });
+  emit({ kind: 'conv3d', path: 'implicit-gemm kernel', shape: '1x128x5x80x80 k3 +bias', ms: msi, tflops: flop / (msi * 1e-3) / 1e12, relL2VsIm2col: err });
+  delete process.env.FRAMEPACK_CONV_CUDNN;
+  T.tidy(() => {
+    // the VAE decoder's widest layers at 640x640 output: 128 ch at full resolution, 512 ch at 1/4
+    for (const [ci, t, hw] of [[128, 2, 320], [512, 5, 80]]) {
+      const xb = rnd([1, ci, t, hw, hw]), wb = rnd([ci, ci, 3, 3, 3], 'bf16', 0.05);
+      const fb = 2 * ci * ci * 27 * t * hw * hw;
+      for (const cudnn of ['1', '0']) {
+        process.env.FRAMEPACK_CONV_CUDNN = cudnn;
+        const mb = time(() => T.conv3d(xb, wb, null, { padding: 1 }), 3);
+        emit({ kind: 'conv3d', path: cudnn === '1' ? `default: ${T.cudnnInfo()}` : 'im2col+cuBLASLt (FRAMEPACK_CONV_CUDNN=0)', shape: `1x${ci}x${t}x${hw}x${hw} k3`, ms: mb, tflops: fb / (mb * 1e-3) / 1e12 });
+      }
+      delete process.env.FRAMEPACK_CONV_CUDNN;
+    }
+  });
 });
 const st = T.cudaAllocatorStats();
 emit({ kind: 'allocator', ...st });

@@ -32,6 +32,14 @@ else
   export FRAMEPACK_CUDA_ADDON=$PWD/packages/tensor-core/native/build/framepack_cuda.node
 fi
 
+step "cuDNN (conv3d's fast path, loaded with dlopen: find the pip wheel's library and header)"
+source tooling/device/find-cudnn.sh
+inc=$CUDNN_INCLUDE
+if [ -f "$inc/cudnn.h" ]; then
+  nvcc -std=c++17 -I"$inc" -I packages/tensor-core/native/src -c packages/tensor-core/native/src/cudnn_abi_check.cpp -o /tmp/cudnn_abi.o \
+    && echo "cuDNN ABI check: our declarations match $inc/cudnn.h" || { echo "cuDNN ABI check FAILED"; status=1; }
+fi
+
 step "packages/tensor-core/test/cuda.test.ts (through a vitest shim)"
 timeout 120 node $D/bundle/cuda-test.mjs 2>&1 | tee "$OUT/cuda-test.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1

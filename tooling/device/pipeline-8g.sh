@@ -25,6 +25,7 @@ if [ -f .device/node.tar.xz ] && [ "$DEVICE" = cuda ]; then
   mkdir -p /tmp/fpnode && tar -xJf .device/node.tar.xz -C /tmp/fpnode && export PATH=/tmp/fpnode:$PATH
 fi
 [ -f $P/framepack_cuda.node ] && export FRAMEPACK_CUDA_ADDON=$PWD/$P/framepack_cuda.node
+[ "$DEVICE" = cuda ] && source tooling/device/find-cudnn.sh
 # the family needs ~43 GB: the first of these with room (tmpfs first: writing is then memory-speed; 128 GiB RAM
 # holds it beside the ~24 GiB of pinned weights)
 need_kb=46000000

@@ -48,7 +48,7 @@ const gencode = archs.flatMap((a) => {
 });
 const common = ['-std=c++17', '-O3', '-Xcompiler', '-fPIC,-fvisibility=hidden', `-I${napiInclude}`, `-I${addonInclude}`, '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', `-DFRAMEPACK_CUDA_ARCHS="${archs.join(';')}"`];
 
-const sources = readdirSync(src).filter((f) => /\.(cu|cpp)$/.test(f) && f !== 'cublaslt_abi_check.cpp');
+const sources = readdirSync(src).filter((f) => /\.(cu|cpp)$/.test(f) && !f.endsWith('_abi_check.cpp'));
 const headers = readdirSync(src).filter((f) => /\.(h|cuh)$/.test(f)).map((f) => join(src, f));
 const newest = (files) => Math.max(...files.map((f) => statSync(f).mtimeMs));
 mkdirSync(out, { recursive: true });
@@ -83,6 +83,12 @@ try {
   if (existsSync(join(cudaHome, 'include/cublasLt.h'))) {
     await run([...common, '-c', join(src, 'cublaslt_abi_check.cpp'), '-o', join(out, 'cublaslt_abi_check.o')]);
     note('cuBLASLt declarations match the installed cublasLt.h');
+  }
+  // Likewise for cuDNN (the optional conv3d path), where cudnn.h is found ($CUDNN_INCLUDE or the toolkit's include/).
+  const cudnnInc = [process.env.CUDNN_INCLUDE, join(cudaHome, 'include'), '/usr/include'].find((d) => d && existsSync(join(d, 'cudnn.h')));
+  if (cudnnInc) {
+    await run([...common, `-I${cudnnInc}`, '-c', join(src, 'cudnn_abi_check.cpp'), '-o', join(out, 'cudnn_abi_check.o')]);
+    note(`cuDNN declarations match ${join(cudnnInc, 'cudnn.h')}`);
   }
 } catch (e) {
   // a failed CUDA build must not break installs: tensor-core then runs CPU-only (FRAMEPACK_REQUIRE_CUDA=1 makes it fatal)

@@ -17,7 +17,7 @@ export { CpuBackend } from './cpu/backend.js';
 export { erf } from './cpu/math.js';
 export {
   loadCudaBackend, parseBytes, cudaDeviceInfo, cudaAllocatorStats, setVramBudget, cudaEmptyCache, cudaResetPeak, cudaSynchronize,
-  cublasLtInfo, CudaStream, CudaEvent, setComputeStream, allocPinned, copyToDeviceAsync, copyToHostAsync, quantize8HostNative, CudaBackend,
+  cublasLtInfo, cudnnInfo, CudaStream, CudaEvent, setComputeStream, allocPinned, copyToDeviceAsync, copyToHostAsync, quantize8HostNative, CudaBackend,
   type AllocatorStats, type DeviceInfo,
 } from './cuda/index.js';
 

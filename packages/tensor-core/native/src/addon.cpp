@@ -8,6 +8,7 @@
 #include "allocator.h"
 #include "common.cuh"
 #include "cublaslt.h"
+#include "cudnn_api.h"
 #include "quantize_host.h"
 
 cudaStream_t g_stream = nullptr;
@@ -210,6 +211,7 @@ FN(Quantize8Host)
   const int64_t bad = fpq::quantize8(at(src), f32 ? fpq::Source::F32 : fpq::Source::BF16, rows, cols, N32(info[3]) != 0, at(codes), (float*)at(scales), 0);
   return Napi::Number::New(env, (double)bad);
 END
+FN(CudnnInfo) return Napi::String::New(env, cudnnInfo()); END
 FN(Dequant8) launchDequant8(P(info[0]), P(info[1]), P(info[2]), N32(info[3]), N32(info[4]), I(info[5]), I(info[6])); END  // (codes, scales, y, dtOut, fp8, rows, cols)
 FN(Unary) launchUnary(N32(info[0]), P(info[1]), P(info[2]), N32(info[3]), I(info[4])); END
 FN(Binary)  // (op, a, b, y, dt, n, bcast, fast?) with fast = [bm, M, Q] when a has the output's shape (see backend.ts)
@@ -315,6 +317,9 @@ FN(Conv3d)  // (x, w, b, y, dt, xs[5], ws[5], os[5], stride[3], pad[3])
   const int dt = N32(info[4]);
   const int64_t K = ws[1] * ws[2] * ws[3] * ws[4], plane = os[2] * os[3] * os[4], Co = ws[0];
   if (plane == 0 || Co == 0) return env.Undefined();
+  // half types: cuDNN when it can be loaded (several times our im2col path on the VAE's shapes); else the paths below
+  if (cudnnConv3d(Conv3dArgs{x, w, b, y, dt, xs, ws, os, sti, pdi}, [](size_t n) { return g_alloc.alloc(n); }, [](void* p) { g_alloc.free(p); }))
+    return env.Undefined();
   // FRAMEPACK_CONV_MMA=1: the tensor-core implicit GEMM (bf16/f16, sm_80+; no column buffer). Measured on an H100
   // it trails im2col + cuBLASLt (0.53 vs 0.48 ms on 1x128x5x80x80 k3), so it is the fallback when the column
   // buffer does not fit (VRAM budget), ahead of the SIMT kernel.
@@ -384,7 +389,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   REG("stridedCopy", StridedCopy); REG("pad", Pad); REG("indexSelect", IndexSelect); REG("gather", Gather); REG("reduce", Reduce);
   REG("variance", Variance); REG("softmax", Softmax); REG("norm", Norm); REG("groupNorm", GroupNorm); REG("gemm", Gemm);
   REG("cublasInfo", CublasInfo); REG("attention", Attention); REG("conv3d", Conv3d);
-  REG("dequant8", Dequant8); REG("quantize8Host", Quantize8Host);
+  REG("dequant8", Dequant8); REG("quantize8Host", Quantize8Host); REG("cudnnInfo", CudnnInfo);
   exports.Set("buildArchs", Napi::String::New(env, FRAMEPACK_CUDA_ARCHS));
   return exports;
 }

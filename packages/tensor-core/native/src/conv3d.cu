@@ -141,3 +141,16 @@ void launchChannelBias(void* y, const void* b, int dt, int64_t N, int64_t C, int
   kChannelBias<<<gridFor(total), 256, 0, g_stream>>>(y, b, dt, C, plane, total);
   checkLaunch("conv bias");
 }
+
+// y[n][c][:] = b[c]: the cuDNN path writes the bias first and lets the convolution blend onto it (beta = 1), so the
+// sum is taken in its f32 accumulator and rounded once
+__global__ void kBiasFill(void* __restrict__ y, const void* __restrict__ b, int dt, int64_t co, int64_t plane, int64_t total) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
+    st<float>(y, dt, i, ld<float>(b, dt, (i / plane) % co));
+}
+void launchBiasFill(void* y, const void* b, int dt, int64_t n, int64_t co, int64_t plane) {
+  const int64_t total = n * co * plane;
+  if (!total) return;
+  kBiasFill<<<(unsigned)std::min<int64_t>((total + 255) / 256, 65535), 256, 0, g_stream>>>(y, b, dt, co, plane, total);
+  checkLaunch("bias fill");
+}

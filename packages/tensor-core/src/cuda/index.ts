@@ -97,6 +97,10 @@ export function cudaSynchronize(): void {
 export function cublasLtInfo(): { version: number; path: string } {
   return cuda().addon.cublasInfo();
 }
+/** Whether conv3d (bf16/f16) runs through cuDNN: "cuDNN <version> (<path>)", or why not (then im2col + cuBLASLt). */
+export function cudnnInfo(): string {
+  return cuda().addon.cudnnInfo();
+}
 
 /** A non-blocking CUDA stream. */
 export class CudaStream {

@@ -80,6 +80,8 @@ export interface Addon {
   groupNorm(x: Ptr, w: Ptr | null, b: Ptr | null, y: Ptr, dt: number, n: number, c: number, spatial: number, groups: number, eps: number): void;
   gemm(a: Ptr, b: Ptr, bias: Ptr | null, c: Ptr, dt: number, M: number, N: number, K: number, batch: number, strideA: number, strideB: number, strideC: number, transB: boolean): void;
   cublasInfo(): { version: number; path: string };
+  /** "cuDNN <version> (<path>)" when conv3d uses cuDNN, else why not. */
+  cudnnInfo(): string;
   attention(q: Ptr, k: Ptr, v: Ptr, o: Ptr, mask: Ptr | null, mstride: number[], dt: number, B: number, H: number, Lq: number, Lk: number, D: number, Dv: number, causal: boolean, scale: number, blhd?: boolean): boolean;
   /** y (rows*cols, dtOut) = decode(codes) * scales[row]; fmt 0 int8, 1 fp8 e4m3fn (kernels_quant.cu). */
   dequant8(codes: Ptr, scales: Ptr, y: Ptr, dtOut: number, fmt: number, rows: number, cols: number): void;
