@@ -115,6 +115,7 @@ for (const px of sizes) {
     log(`${px}x${px} forward ${i}: ${dt.toFixed(3)} s`);
   }
   const peak = cuda ? T.cudaAllocatorStats().peakAllocatedBytes : 0;
+  const peakReserved = cuda ? T.cudaAllocatorStats().peakReservedBytes : 0;
   const vsRef = compare(out, ref);
   const truthPath = join(work, `truth-${px}.safetensors`);
   let vsTruth: ReturnType<typeof compare> | null = null, refVsTruth: ReturnType<typeof compare> | null = null;
@@ -129,7 +130,7 @@ for (const px of sizes) {
   const pass = vsRef.nonFinite === 0 && vsRef.relL2 <= LIMIT;
   ok &&= pass;
   emit({
-    what: 'ours-forward', shape: `${px}x${px}`, seconds: median(seconds), runs: seconds, peak_gib: peak / GiB, activation_peak_gib: (peak - base) / GiB,
+    what: 'ours-forward', shape: `${px}x${px}`, seconds: median(seconds), runs: seconds, peak_gib: peak / GiB, peak_reserved_gib: peakReserved / GiB, activation_peak_gib: (peak - base) / GiB,
     out_shape: shape, non_finite: vsRef.nonFinite, rel_l2_vs_ref: vsRef.relL2, max_abs_vs_ref: vsRef.maxAbs, ref_max_abs: vsRef.refMaxAbs,
     rel_l2_vs_f32: vsTruth?.relL2 ?? null, max_abs_vs_f32: vsTruth?.maxAbs ?? null,
     rel_l2_ref_vs_f32: refVsTruth?.relL2 ?? null, max_abs_ref_vs_f32: refVsTruth?.maxAbs ?? null,

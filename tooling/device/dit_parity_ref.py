@@ -264,6 +264,8 @@ for px in [int(s) for s in args.sizes.split(',')]:
             out = y
             log(f'{px}x{px} forward {i}: {dt:.3f} s')
     peak = torch.cuda.max_memory_allocated(dev) if cuda else 0
+    # what the caching allocator held from the driver (the process's footprint, like our allocator's peakReserved)
+    peak_reserved = torch.cuda.max_memory_reserved(dev) if cuda else 0
     y = out.float().cpu()
     assert y.dtype == torch.float32 and out.dtype == torch.float32, out.dtype
     n_img = dbg['dbg.packed_hidden_states'].shape[1]
@@ -276,7 +278,7 @@ for px in [int(s) for s in args.sizes.split(',')]:
     final = dbg[f'dbg.single_transformer_blocks.{len(model.single_transformer_blocks) - 1}']
     times_sorted = sorted(times)
     emit(what='ref-forward', shape=f'{px}x{px}', image_tokens=n_img, context_tokens=n_ctx, seconds=times_sorted[len(times) // 2], runs=times,
-         peak_gib=peak / 2**30, activation_peak_gib=(peak - base) / 2**30, out_shape=list(y.shape), non_finite=int((~torch.isfinite(y)).sum()),
+         peak_gib=peak / 2**30, peak_reserved_gib=peak_reserved / 2**30, activation_peak_gib=(peak - base) / 2**30, out_shape=list(y.shape), non_finite=int((~torch.isfinite(y)).sum()),
          mean_abs=y.abs().mean().item(), timestep=x_cpu['timestep'].float().item(), guidance=x_cpu['guidance'].float().item(),
          # context: how far the output is from the noisy input, and how much the 60 blocks moved the image tokens
          rel_l2_out_vs_input=rel_l2(y, x_cpu['hidden_states'].float()),
