@@ -10,6 +10,7 @@
 # Results: $OUT/summary.jsonl (one line per run), family.jsonl, <run>.jsonl/.stderr, env.txt.
 # PIPELINE_8BIT: the 8-bit formats to run after bf16 (default "int8 fp8"; "" skips them). Host quantization runs on
 # all cores in the addon (a 13B dual block's largest matrix: tooling/device/results quant-bench lines).
+# PIPELINE_NODE_ARGS: extra node flags for the CLI runs (e.g. "--cpu-prof --cpu-prof-dir=$OUT/prof").
 # Knobs (CPU rehearsal): PIPELINE_SCALE=small PIPELINE_DEVICE=cpu PIPELINE_RES=128 PIPELINE_STEPS=2 (no budget on the CPU).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -65,7 +66,7 @@ run() { # name, extra args...
   echo "=== $name ($(( $(date +%s) - T0 )) s in)"
   # every run ends inside the call's limit; stdout lines get a ms timestamp (how far a stopped run got, and when)
   local left=$(( LIMIT - ($(date +%s) - T0) ))
-  ( timeout "$(( left < RUN_TIMEOUT ? left : RUN_TIMEOUT ))" /usr/bin/time -v node --disable-warning=ExperimentalWarning $P/framepack.mjs "${job[@]}" \
+  ( timeout "$(( left < RUN_TIMEOUT ? left : RUN_TIMEOUT ))" /usr/bin/time -v node --disable-warning=ExperimentalWarning ${PIPELINE_NODE_ARGS:-} $P/framepack.mjs "${job[@]}" \
       --png-frames "/tmp/fp-frames-$name" --save-latents "$OUT/$name.latents.safetensors" "$@" 2> "$OUT/$name.stderr"
     echo $? > "$OUT/$name.rc" ) | while IFS= read -r l; do printf '%s %s\n' "$(date +%s%3N)" "$l"; done > "$OUT/$name.jsonl"
   [ -n "$smi" ] && kill $smi 2>/dev/null

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { allocHost, cast, type DeviceType, type DType, f16ToBf16Bits, fromHost, type HostArray, type Tensor } from '@framepack/tensor-core';
+import { allocHost, cast, type DeviceType, convertHalfBits, type DType, fromHost, type HostArray, type Tensor } from '@framepack/tensor-core';
 import { FILE_DTYPE, NATIVE_DTYPE, ST_DTYPE_BYTES, type StDType, widen } from './dtypes.js';
 import { SafetensorsError } from './errors.js';
 
@@ -35,27 +35,30 @@ export interface TensorSource {
   close(): void;
 }
 
+const HALF: Partial<Record<string, 'f16' | 'bf16'>> = { F16: 'f16', BF16: 'bf16' };
+
 /**
  * For a weight streamer: a reader that fills `dst` with a tensor's values in `dtype` straight from the file, with no
- * intermediate tensor: the stored bytes when the file holds `dtype`, and for an F16 tensor read as bf16 (the real
- * text encoders' checkpoints) the bytes converted by tensor-core's table (the same bits as a cast). Returns false
- * when it cannot (another dtype pair, or a size that is not dst's: the caller then reads with `tensor`, which also
- * reports the mismatch). Undefined when the source has no raw reads. `prefix` is prepended to the keys.
+ * intermediate tensor: the stored bytes when the file holds `dtype`, and between the half types (an F16 text encoder
+ * run as bf16, a BF16 SigLIP run as f16) the bytes converted by tensor-core's table (the same bits as a cast).
+ * Returns false when it cannot (another dtype pair, or a size that is not dst's: the caller then reads with `tensor`,
+ * which also reports the mismatch). Undefined when the source has no raw reads. `prefix` is prepended to the keys.
  */
 export function directReaderAs(source: TensorSource, dtype: DType, prefix = ''): ((key: string, dst: Uint8Array) => boolean) | undefined {
   if (!source.readInto) return undefined;
   const want = FILE_DTYPE[dtype];
-  let halves = new Uint16Array(0); // F16 bytes of the tensor being converted (reused)
+  let halves = new Uint16Array(0); // stored bytes of the tensor being converted (reused)
   return (key, dst) => {
     const i = source.info(prefix + key);
     const n = i.end - i.begin;
     if (n !== dst.byteLength) return false;
     if (i.dtype === want) return source.readInto!(prefix + key, dst);
-    if (i.dtype !== 'F16' || dtype !== 'bf16' || dst.byteOffset % 2 !== 0) return false;
+    const from = HALF[i.dtype];
+    if (!from || (dtype !== 'f16' && dtype !== 'bf16') || dst.byteOffset % 2 !== 0) return false;
     if (halves.length < n / 2) halves = new Uint16Array(n / 2);
     const src = halves.subarray(0, n / 2);
     if (!source.readInto!(prefix + key, new Uint8Array(src.buffer, 0, n))) return false;
-    f16ToBf16Bits(src, new Uint16Array(dst.buffer, dst.byteOffset, n / 2));
+    convertHalfBits(src, from, dtype, new Uint16Array(dst.buffer, dst.byteOffset, n / 2));
     return true;
   };
 }

@@ -136,7 +136,7 @@ describe('raw reads (weight streaming straight into pinned buffers)', () => {
       expect(raw('f', new Uint8Array(4))).toBe(false); // stored F32: needs a cast
       expect(raw('w', new Uint8Array(4))).toBe(false); // another size: read (and fail) through tensor()
       expect(directReaderAs(c, 'f32', 'm.')!('f', new Uint8Array(8))).toBe(true);
-      expect(directReaderAs(c, 'f16', 'm.')!('w', new Uint8Array(8))).toBe(false); // bf16 file as f16: cast
+      expect(directReaderAs(c, 'i32', 'm.')!('w', new Uint8Array(8))).toBe(false); // not a half type: read and cast
       // a source without raw reads gets no raw reader
       expect(directReaderAs({ keys: () => [], has: () => false, info: c.info.bind(c), tensor: c.tensor.bind(c), close: () => {} }, 'bf16')).toBeUndefined();
     } finally {
@@ -144,24 +144,29 @@ describe('raw reads (weight streaming straight into pinned buffers)', () => {
     }
   });
 
-  it('an F16 tensor read as bf16 is converted by table: the same bits as tensor() with a cast, for all 65536 patterns', () => {
+  it('between the half types by table: the same bits as tensor() with a cast, for all 65536 patterns both ways', () => {
     const d = mkdtempSync(join(tmpdir(), 'raw16-'));
-    const all = T.fromHost(Uint16Array.from({ length: 65536 }, (_, i) => i), [256, 256], 'f16');
-    writeSafetensors(join(d, 'h.safetensors'), { h: all });
+    const bits = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    writeSafetensors(join(d, 'h.safetensors'), { h: T.fromHost(bits, [256, 256], 'f16'), b: T.fromHost(bits.slice(), [256, 256], 'bf16') });
     const f = openSafetensors(join(d, 'h.safetensors'));
     try {
-      const dst = new Uint8Array(65536 * 2 + 2);
-      const view = dst.subarray(2); // at an offset, as inside a packed buffer
-      expect(directReaderAs(f, 'bf16')!('h', view)).toBe(true);
-      const want = f.tensor('h', { dtype: 'bf16' }).toHost() as Uint16Array;
-      expect(Buffer.compare(Buffer.from(view), Buffer.from(want.buffer, want.byteOffset, want.byteLength))).toBe(0);
-      // and that cast is the formula: decode to f32, round to bf16 (NaNs quieted), pattern by pattern
-      const formula = Uint16Array.from({ length: 65536 }, (_, h) => T.f32ToBf16Bits(T.f16BitsToF32(h)));
-      expect(Array.from(want)).toEqual(Array.from(formula));
+      for (const [key, to, formula] of [
+        ['h', 'bf16', (x: number) => T.f32ToBf16Bits(T.f16BitsToF32(x))],
+        ['b', 'f16', (x: number) => T.f32ToF16Bits(T.bf16BitsToF32(x))],
+      ] as const) {
+        const dst = new Uint8Array(65536 * 2 + 2);
+        const view = dst.subarray(2); // at an offset, as inside a packed buffer
+        expect(directReaderAs(f, to)!(key, view)).toBe(true);
+        const want = f.tensor(key, { dtype: to }).toHost() as Uint16Array;
+        expect(Buffer.compare(Buffer.from(view), Buffer.from(want.buffer, want.byteOffset, want.byteLength)), `${key} -> ${to}`).toBe(0);
+        // and that cast is the formula: decode to f32, round to the target (NaNs quieted), pattern by pattern
+        expect(Array.from(want)).toEqual(Array.from(bits, formula));
+      }
     } finally {
       f.close();
     }
   });
+
 });
 
 describe.skipIf(!existsSync(GOLDEN))('golden files', () => {

@@ -93,18 +93,24 @@ export function f16BitsToF32(h: number): number {
 }
 
 let f16F32: Float32Array | null = null;
-let f16Bf16: Uint16Array | null = null;
+const halfTables: Partial<Record<'f16>bf16' | 'bf16>f16', Uint16Array>> = {};
 /** The f32 value of every f16 bit pattern (exact; built once): decoding by table is ~10x faster than by formula. */
 function f16Table(): Float32Array {
   return (f16F32 ??= Float32Array.from({ length: 65536 }, (_, h) => f16BitsToF32(h)));
 }
 /**
- * f16 bit patterns to bf16 ones, by a 64K table: the same bits as decoding to f32 and rounding to bf16 (what a cast
- * does), at table-lookup speed (an f16 checkpoint loaded as bf16 goes through this for every weight).
+ * Bit patterns of one half type converted to the other (f16 <-> bf16) by a 64K table: the same bits as decoding to
+ * f32 and rounding to the target (what a cast does), at table-lookup speed. Checkpoints stored in one half type and
+ * run in the other (the text encoder in f16 run as bf16, SigLIP in bf16 run as f16) go through this for every weight.
  */
-export function f16ToBf16Bits(src: Uint16Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
-  if (dst.length !== src.length) throw new RangeError(`f16ToBf16Bits: ${src.length} values into ${dst.length}`);
-  const t = (f16Bf16 ??= Uint16Array.from(f16Table(), (x) => f32ToBf16Bits(x)));
+export function convertHalfBits(src: Uint16Array, from: 'f16' | 'bf16', to: 'f16' | 'bf16', dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  if (dst.length !== src.length) throw new RangeError(`convertHalfBits: ${src.length} values into ${dst.length}`);
+  if (from === to) {
+    dst.set(src);
+    return dst;
+  }
+  const t = (halfTables[from === 'f16' ? 'f16>bf16' : 'bf16>f16'] ??=
+    from === 'f16' ? Uint16Array.from(f16Table(), (x) => f32ToBf16Bits(x)) : Uint16Array.from({ length: 65536 }, (_, b) => f32ToF16Bits(bf16BitsToF32(b))));
   for (let i = 0; i < src.length; i++) dst[i] = t[src[i]];
   return dst;
 }

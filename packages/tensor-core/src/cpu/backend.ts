@@ -1,5 +1,5 @@
 import type { AttentionParams, Backend, BinaryOp, CompareOp, PadMode, ReduceOp, RopeMode, Storage, UnaryOp, View } from '../backend.js';
-import { allocHost, BYTES_PER_ELEMENT, type DType, f16ToBf16Bits, f32ToHost, type HostArray, hostToF32, hostToF64, isFloat } from '../dtype.js';
+import { allocHost, BYTES_PER_ELEMENT, type DType, convertHalfBits, f32ToHost, type HostArray, hostToF32, hostToF64, isFloat } from '../dtype.js';
 import { broadcastStrides, stridesOf } from '../shape.js';
 import { weight8DecodeTable } from '../quant8-codec.js';
 import { conv3dF32 } from './conv3d.js';
@@ -95,7 +95,8 @@ export class CpuBackend implements Backend {
   }
   cast(v: View, to: DType): Storage {
     if (to === 'i64' && !isFloat(v.dtype)) return make(to, BigInt64Array.from(hostToF64(v.dtype, raw(v)), (x) => BigInt(x)));
-    if (v.dtype === 'f16' && to === 'bf16') return make(to, f16ToBf16Bits(raw(v) as Uint16Array)); // by table, no f32 copy
+    // between the half types by table, without an f32 copy
+    if ((v.dtype === 'f16' || v.dtype === 'bf16') && (to === 'f16' || to === 'bf16') && v.dtype !== to) return make(to, convertHalfBits(raw(v) as Uint16Array, v.dtype, to));
     return store(to, nums(v));
   }
   unary(op: UnaryOp, v: View): Storage {
