@@ -49,7 +49,7 @@ interface In {
   dtype: DType;
 }
 const f = (shape: number[], dtype: DType = 'f32', scale = 1, shift = 0): In => ({ data: randn(numel(shape), scale, shift), shape, dtype });
-/** Values in [1, 5 + |normal|): a shifted normal can still draw a negative (~1 run in 400 did), which made NaN on both. */
+/** 1 + |4 + normal| (at least 1, mostly near 5): a normal shifted by 5 can draw a negative (about 1 run in 400), NaN on both sides. */
 const positive = (shape: number[], dtype: DType): In => ({ data: randn(numel(shape)).map((v) => 1 + Math.abs(v + 4)), shape, dtype });
 function on(x: In, device: 'cpu' | 'cuda', refF32 = false): Tensor {
   const t = T.tensor(x.data as Float32Array, x.shape, { dtype: x.dtype, device });
