@@ -349,8 +349,9 @@ export class WeightStreamer {
   /**
    * Read every group's parameters with `read` (one tensor at a time, any device/dtype: it is moved to the host,
    * cast (and quantized, with `weights8bit`), copied into the group's packed buffer and disposed, so no second full
-   * copy is ever held), or straight into the buffer with `opts.readDirect` where it can, and set up the device slots. `groups` is the execution order. What `read` returns is
-   * disposed: to stream tensors the caller keeps, return a view (`T.reshape(t, t.shape)`).
+   * copy is ever held), or straight into the buffer with `opts.readDirect` where it can, and set up the device
+   * slots. `groups` is the execution order. What `read` returns is disposed: to stream tensors the caller keeps,
+   * return a view (`T.reshape(t, t.shape)`).
    */
   static create(groups: readonly StreamGroup[], read: (key: string) => Tensor, opts: WeightStreamOptions): WeightStreamer {
     const slots = opts.slots ?? 2;
