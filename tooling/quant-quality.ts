@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 // by path: tooling/ is not a workspace package (run with --conditions=source so the packages resolve to their sources)
 import * as T from '../packages/tensor-core/src/index.js';
+import { relL2 } from './golden/src/compare.js';
 import { HunyuanVideoGenerator, largestBucket, memoryPlanFor, type MemoryPlan, type StreamWeights } from '../apps/generator/src/index.js';
 
 const { values: a } = parseArgs({
@@ -69,16 +70,6 @@ async function run(f: StreamWeights) {
   } finally {
     gen.dispose();
   }
-}
-
-function relL2(x: Float32Array, ref: Float32Array): number {
-  if (x.length !== ref.length) throw new Error(`length ${x.length} vs ${ref.length}`);
-  let num = 0, den = 0;
-  for (let i = 0; i < x.length; i++) {
-    num += (x[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 const ref = await run('bf16');

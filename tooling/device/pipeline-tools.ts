@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '@framepack/safetensors';
 import { encodePng } from '@framepack/video-io';
+import { relL2 } from '../golden/src/compare.js';
 
 const [cmd, ...args] = process.argv.slice(2);
 
@@ -33,7 +34,7 @@ if (cmd === 'image') {
     const latents = join(dir, `${run}.latents.safetensors`);
     const values = existsSync(latents) ? readLatents(latents) : null;
     if (values && !reference) reference = values;
-    else if (values && reference) line.latents_rel_l2_vs_first = relL2(values, reference);
+    else if (values && reference) line.latents_rel_l2_vs_first = values.length === reference.length ? relL2(values, reference) : null;
     if (values) line.latents_non_finite = values.reduce((n, x) => n + (Number.isFinite(x) ? 0 : 1), 0);
     lines.push(line);
   }
@@ -94,12 +95,3 @@ function readLatents(path: string): Float32Array {
   }
 }
 
-function relL2(a: Float32Array, b: Float32Array): number | null {
-  if (a.length !== b.length) return null;
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}

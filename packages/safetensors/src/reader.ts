@@ -35,8 +35,6 @@ export interface TensorSource {
   close(): void;
 }
 
-const HALF: Partial<Record<string, 'f16' | 'bf16'>> = { F16: 'f16', BF16: 'bf16' };
-
 /**
  * For a weight streamer: a reader that fills `dst` with a tensor's values in `dtype` straight from the file, with no
  * intermediate tensor: the stored bytes when the file holds `dtype`, and between the half types (an F16 text encoder
@@ -53,8 +51,8 @@ export function directReaderAs(source: TensorSource, dtype: DType, prefix = ''):
     const n = i.end - i.begin;
     if (n !== dst.byteLength) return false;
     if (i.dtype === want) return source.readInto!(prefix + key, dst);
-    const from = HALF[i.dtype];
-    if (!from || (dtype !== 'f16' && dtype !== 'bf16') || dst.byteOffset % 2 !== 0) return false;
+    const from = NATIVE_DTYPE[i.dtype];
+    if ((from !== 'f16' && from !== 'bf16') || (dtype !== 'f16' && dtype !== 'bf16') || dst.byteOffset % 2 !== 0) return false;
     if (halves.length < n / 2) halves = new Uint16Array(n / 2);
     const src = halves.subarray(0, n / 2);
     if (!source.readInto!(prefix + key, new Uint8Array(src.buffer, 0, n))) return false;

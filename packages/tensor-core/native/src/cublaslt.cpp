@@ -2,7 +2,7 @@
 // $CUDA_HOME/lib64, /usr/local/cuda/lib64, then libcublasLt.so.12. Heuristic results are cached per shape.
 #include "cublaslt.h"
 #include "common.cuh"
-#include <dlfcn.h>
+#include "dynlib.h"
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -11,8 +11,7 @@
 
 namespace {
 struct Api {
-  void* lib = nullptr;
-  std::string path;
+  DynLib lib;
   lt::Status (*create)(lt::Handle*);
   size_t (*getVersion)();
   lt::Status (*descCreate)(lt::MatmulDesc*, int, cudaDataType_t);
@@ -36,8 +35,7 @@ std::mutex g_mu;
 
 template <typename F>
 void sym(F& f, const char* name) {
-  f = reinterpret_cast<F>(dlsym(g_api.lib, name));
-  if (!f) throw std::runtime_error(std::string("cuBLASLt at ") + g_api.path + " lacks " + name);
+  bindSymbol(f, g_api.lib, "cuBLASLt", name);
 }
 
 Api& api() {
@@ -45,26 +43,11 @@ Api& api() {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_api.handle) return g_api;
   if (!g_loadError.empty()) throw std::runtime_error(g_loadError);
-  std::vector<std::string> cands;
-  if (const char* e = getenv("FRAMEPACK_CUBLASLT")) cands.push_back(e);
-  cands.push_back("libcublasLt.so.13");
-  if (const char* h = getenv("CUDA_HOME")) cands.push_back(std::string(h) + "/lib64/libcublasLt.so.13");
-  cands.push_back("/usr/local/cuda/lib64/libcublasLt.so.13");
-  cands.push_back("/usr/local/cuda-13.0/lib64/libcublasLt.so.13");
-  cands.push_back("libcublasLt.so.12");
-  std::string tried;
-  for (auto& c : cands) {
-    g_api.lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (g_api.lib) {
-      g_api.path = c;
-      break;
-    }
-    tried += "\n  " + c + ": " + dlerror();
-  }
-  if (!g_api.lib) {
+  g_api.lib = openFirst(libraryCandidates("FRAMEPACK_CUBLASLT", "libcublasLt.so.13", {"/usr/local/cuda-13.0/lib64/libcublasLt.so.13", "libcublasLt.so.12"}), "\n  ");
+  if (!g_api.lib.handle) {
     g_loadError = "cuBLASLt could not be loaded (matmul/linear on CUDA need it). Install the CUDA 13 cuBLAS runtime "
                   "(e.g. the nvidia-cublas pip wheel or the toolkit's libcublasLt.so.13) and put it on LD_LIBRARY_PATH, "
-                  "or set FRAMEPACK_CUBLASLT to its full path. Tried:" + tried;
+                  "or set FRAMEPACK_CUBLASLT to its full path. Tried:" + g_api.lib.tried;
     throw std::runtime_error(g_loadError);
   }
   try {
@@ -123,7 +106,7 @@ void chk(lt::Status s, const char* what) {
 size_t cublasLtVersion() { return api().getVersion(); }
 std::string cublasLtPath() {
   api();
-  return g_api.path;
+  return g_api.lib.path;
 }
 
 void gemm(const GemmArgs& g) {

@@ -2,7 +2,7 @@
 // /usr/local/cuda/lib64, /usr/lib/x86_64-linux-gnu. Descriptors and the heuristic's algorithm are cached per shape.
 #include "cudnn_api.h"
 #include "common.cuh"
-#include <dlfcn.h>
+#include "dynlib.h"
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -13,8 +13,7 @@ void launchBiasFill(void* y, const void* b, int dt, int64_t n, int64_t co, int64
 
 namespace {
 struct Api {
-  void* lib = nullptr;
-  std::string path;
+  DynLib lib;
   size_t (*getVersion)();
   dnn::Status (*create)(dnn::Handle*);
   dnn::Status (*setStream)(dnn::Handle, cudaStream_t);
@@ -36,8 +35,7 @@ std::mutex g_mu;
 
 template <typename F>
 void sym(F& f, const char* name) {
-  f = reinterpret_cast<F>(dlsym(g_api.lib, name));
-  if (!f) throw std::runtime_error(std::string("cuDNN at ") + g_api.path + " lacks " + name);
+  bindSymbol(f, g_api.lib, "cuDNN", name);
 }
 
 /** The loaded API, or null (g_state says why). */
@@ -46,28 +44,14 @@ Api* api() {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_api.handle) return &g_api;
   if (!g_state.empty()) return nullptr;
-  std::vector<std::string> cands;
-  if (const char* e = getenv("FRAMEPACK_CUDNN")) cands.push_back(e);
-  cands.push_back("libcudnn.so.9");
-  if (const char* h = getenv("CUDA_HOME")) cands.push_back(std::string(h) + "/lib64/libcudnn.so.9");
-  cands.push_back("/usr/local/cuda/lib64/libcudnn.so.9");
-  cands.push_back("/usr/lib/x86_64-linux-gnu/libcudnn.so.9");
-  std::string tried;
-  for (auto& c : cands) {
-    g_api.lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (g_api.lib) {
-      g_api.path = c;
-      break;
-    }
-    tried += "; " + c + ": " + dlerror();
-  }
-  if (!g_api.lib) {
-    g_state = "not found (conv3d uses im2col + cuBLASLt; set FRAMEPACK_CUDNN to libcudnn.so.9's path for ~4x faster VAE convolutions). Tried" + tried;
+  g_api.lib = openFirst(libraryCandidates("FRAMEPACK_CUDNN", "libcudnn.so.9", {"/usr/lib/x86_64-linux-gnu/libcudnn.so.9"}), "; ");
+  if (!g_api.lib.handle) {
+    g_state = "not found (conv3d uses im2col + cuBLASLt; set FRAMEPACK_CUDNN to libcudnn.so.9's path for ~4x faster VAE convolutions). Tried" + g_api.lib.tried;
     return nullptr;
   }
   try {
     sym(g_api.getVersion, "cudnnGetVersion");
-    if (g_api.getVersion() < 90000) throw std::runtime_error("cuDNN " + std::to_string(g_api.getVersion()) + " at " + g_api.path + " is older than 9");
+    if (g_api.getVersion() < 90000) throw std::runtime_error("cuDNN " + std::to_string(g_api.getVersion()) + " at " + g_api.lib.path + " is older than 9");
     sym(g_api.create, "cudnnCreate");
     sym(g_api.setStream, "cudnnSetStream");
     sym(g_api.tensorCreate, "cudnnCreateTensorDescriptor");
@@ -181,5 +165,5 @@ std::string cudnnInfo() {
   if (disabled()) return "disabled by FRAMEPACK_CONV_CUDNN=0";
   Api* A = api();
   if (!A) return g_state;
-  return "cuDNN " + std::to_string(A->getVersion()) + " (" + A->path + ")";
+  return "cuDNN " + std::to_string(A->getVersion()) + " (" + A->lib.path + ")";
 }
